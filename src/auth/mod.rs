@@ -1,0 +1,12 @@
+//! The resource-server middleware: [`JwtAuthLayer`], [`JwtAuth`], [`ResponseFuture`].
+
+mod bearer;
+mod body;
+mod future;
+mod layer;
+mod service;
+
+pub use body::AuthBody;
+pub use future::ResponseFuture;
+pub use layer::{JwtAuthLayer, DEFAULT_STORE_TIMEOUT};
+pub use service::JwtAuth;

@@ -1,0 +1,160 @@
+//! Turning an [`AuthError`] into a response: RFC 6750 for HTTP, trailers-only for gRPC.
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+
+use crate::error::AuthError;
+
+/// The body type of rejection responses.
+pub type RejectBody = Full<Bytes>;
+
+/// Builds the response for a refused request. Replace it with
+/// [`JwtAuthLayer::rejection`](crate::JwtAuthLayer::rejection); closures
+/// `Fn(AuthError, &HeaderMap) -> Response<RejectBody>` implement it.
+pub trait Reject: Clone + Send + Sync + 'static {
+    /// The response for `error`; `request_headers` tell e.g. gRPC from HTTP.
+    fn reject(&self, error: AuthError, request_headers: &HeaderMap) -> Response<RejectBody>;
+}
+
+impl<F> Reject for F
+where
+    F: Fn(AuthError, &HeaderMap) -> Response<RejectBody> + Clone + Send + Sync + 'static,
+{
+    fn reject(&self, error: AuthError, request_headers: &HeaderMap) -> Response<RejectBody> {
+        self(error, request_headers)
+    }
+}
+
+/// The default rejection: RFC 6750 challenges with a small JSON body for HTTP, and a
+/// trailers-only `grpc-status` response for gRPC requests.
+#[derive(Clone, Debug)]
+pub struct DefaultRejection {
+    realm: Option<String>,
+    retry_after: HeaderValue,
+}
+
+impl Default for DefaultRejection {
+    fn default() -> Self {
+        DefaultRejection {
+            realm: None,
+            retry_after: HeaderValue::from_static("1"),
+        }
+    }
+}
+
+impl DefaultRejection {
+    /// Adds `realm="…"` to the `WWW-Authenticate` challenge. Quotes and backslashes are
+    /// dropped so the header stays well-formed.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        let realm: String = realm
+            .into()
+            .chars()
+            .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+            .collect();
+        self.realm = Some(realm);
+        self
+    }
+
+    /// The `Retry-After` (seconds) sent with 503 responses. Default 1.
+    pub fn retry_after_secs(mut self, secs: u32) -> Self {
+        self.retry_after = HeaderValue::from(secs);
+        self
+    }
+
+    fn challenge(&self, error: &AuthError) -> Option<HeaderValue> {
+        let mut value = String::from("Bearer");
+        let mut sep = " ";
+        if let Some(realm) = &self.realm {
+            value.push_str(&format!(" realm=\"{realm}\""));
+            sep = ", ";
+        }
+        match error {
+            AuthError::StoreUnavailable => return None,
+            AuthError::MissingToken => {}
+            AuthError::InvalidRequest(_) | AuthError::InvalidToken(_) => {
+                let code = error.code().unwrap_or("invalid_token");
+                value.push_str(&format!(
+                    "{sep}error=\"{code}\", error_description=\"{}\"",
+                    error.description()
+                ));
+            }
+        }
+        HeaderValue::from_str(&value).ok()
+    }
+}
+
+impl Reject for DefaultRejection {
+    fn reject(&self, error: AuthError, request_headers: &HeaderMap) -> Response<RejectBody> {
+        let challenge = self.challenge(&error);
+        let mut response = if is_grpc(request_headers) {
+            grpc_response(&error)
+        } else {
+            http_response(&error)
+        };
+        let headers = response.headers_mut();
+        if let Some(challenge) = challenge {
+            headers.insert(WWW_AUTHENTICATE, challenge);
+        }
+        if matches!(error, AuthError::StoreUnavailable) {
+            headers.insert(RETRY_AFTER, self.retry_after.clone());
+        }
+        response
+    }
+}
+
+/// Whether a request is gRPC (`content-type: application/grpc` or `application/grpc+…`).
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
+}
+
+/// The HTTP status of an error.
+pub fn http_status(error: &AuthError) -> StatusCode {
+    match error {
+        AuthError::MissingToken | AuthError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+        AuthError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+        AuthError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// The gRPC status code of an error: 16 UNAUTHENTICATED, or 14 UNAVAILABLE for store failures.
+pub fn grpc_code(error: &AuthError) -> u16 {
+    match error {
+        AuthError::StoreUnavailable => 14,
+        _ => 16,
+    }
+}
+
+fn http_response(error: &AuthError) -> Response<RejectBody> {
+    let body = serde_json::json!({
+        "error": error.code().unwrap_or("unauthorized"),
+        "error_description": error.description(),
+    });
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = http_status(error);
+    let h = response.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// gRPC's percent-encoding of `grpc-message`: everything outside printable ASCII, and `%`.
+const GRPC_MESSAGE: &AsciiSet = &CONTROLS.add(b'%');
+
+fn grpc_response(error: &AuthError) -> Response<RejectBody> {
+    // Trailers-only: HTTP 200 with the status in the (only) header block, empty body.
+    let mut response = Response::new(Full::new(Bytes::new()));
+    let h = response.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    h.insert("grpc-status", HeaderValue::from(grpc_code(error)));
+    let message = utf8_percent_encode(error.description(), GRPC_MESSAGE).to_string();
+    if let Ok(v) = HeaderValue::from_str(&message) {
+        h.insert("grpc-message", v);
+    }
+    response
+}

@@ -1,0 +1,185 @@
+//! The store behind revocation and sessions: the trait, its answers, and two implementations.
+//!
+//! Every operation is O(1) in the number of tokens and sessions: no scans.
+//! [`MemoryStore`] (one process, tests, development) and, with feature `redis`,
+//! `RedisStore` implement exactly the same semantics; one conformance suite tests both.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::error::StoreError;
+
+mod memory;
+
+pub use memory::{MemoryStore, DEFAULT_MAX_ENTRIES};
+
+/// What the middleware asks about a verified access token.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenRef<'a> {
+    /// The token's `sub`.
+    pub sub: &'a str,
+    /// The token's `sid`.
+    pub sid: &'a str,
+    /// The token's `jti`.
+    pub jti: &'a str,
+    /// The token's `iat`, seconds.
+    pub iat: u64,
+}
+
+/// The revocation state of an access token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenStatus {
+    /// Not revoked.
+    Active,
+    /// Its `jti` was denylisted (logout).
+    Denied,
+    /// Its session was revoked (logout, reuse detection, revoke by id).
+    SessionRevoked,
+    /// Issued before the user's not-before (logout everywhere).
+    UserLoggedOut,
+}
+
+/// A session to start at login.
+#[derive(Clone, Copy, Debug)]
+pub struct NewSession<'a> {
+    /// The user.
+    pub sub: &'a str,
+    /// The new session id (random).
+    pub sid: &'a str,
+    /// Absolute lifetime: the session never outlives `now + absolute`.
+    pub absolute: Duration,
+    /// Idle timeout: the session ends when not refreshed for this long.
+    pub idle: Option<Duration>,
+}
+
+/// One refresh attempt.
+#[derive(Clone, Copy, Debug)]
+pub struct Rotation<'a> {
+    /// The user, from the refresh token.
+    pub sub: &'a str,
+    /// The session, from the refresh token.
+    pub sid: &'a str,
+    /// The generation the presented refresh token carries.
+    pub generation: u64,
+    /// How long the immediately previous generation is still answered (0 disables).
+    pub grace: Duration,
+    /// How long a revoked session's access tokens must stay rejected
+    /// (access lifetime + leeway).
+    pub access_window: Duration,
+}
+
+/// What a rotation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The presented token was current; the session moved to `generation`.
+    Rotated {
+        /// The new current generation.
+        generation: u64,
+    },
+    /// The presented token was the previous one, within the grace window: nothing was
+    /// written; the current generation is `generation`.
+    Grace {
+        /// The current generation (re-issue this refresh token).
+        generation: u64,
+    },
+    /// An old token was replayed: the session and its live access tokens were revoked.
+    ReuseDetected,
+    /// The token cannot be used; nothing changed (or an expired session was ended).
+    Rejected(RejectReason),
+}
+
+/// Why a refresh was refused without reuse detection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectReason {
+    /// No such session (never existed, or expired and gone).
+    Missing,
+    /// The session was revoked.
+    Revoked,
+    /// Past the absolute lifetime.
+    Expired,
+    /// Idle for longer than the idle timeout.
+    Idle,
+    /// The user logged out everywhere after this session started.
+    UserLoggedOut,
+    /// A generation newer than the current one: never issued.
+    FutureGeneration,
+}
+
+/// A session as listed for "your devices".
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SessionInfo {
+    /// Session id.
+    pub sid: String,
+    /// Created, ms since the Unix epoch.
+    pub created_ms: u64,
+    /// Last refreshed (or created), ms since the Unix epoch.
+    pub last_used_ms: u64,
+    /// When it ends unless refreshed (absolute lifetime or idle timeout), ms since the epoch.
+    pub expires_ms: u64,
+    /// Current refresh-token generation.
+    pub generation: u64,
+}
+
+/// Storage for revocations and sessions.
+///
+/// Implementations must make each method atomic and must never scan. A store error is
+/// reported as 503 by the middleware and the refresh service, never as an auth failure.
+pub trait Store: Send + Sync + 'static {
+    /// Revocation state of a verified access token: one round trip at most.
+    fn check(&self, token: TokenRef<'_>) -> impl Future<Output = Result<TokenStatus, StoreError>> + Send;
+
+    /// An answer available without I/O (an in-process store, or a local mirror), so the
+    /// middleware can skip the async path. `None` means "ask [`Store::check`]".
+    fn check_local(&self, token: TokenRef<'_>) -> Option<TokenStatus> {
+        let _ = token;
+        None
+    }
+
+    /// Starts a session at generation 0.
+    fn create_session(
+        &self,
+        session: NewSession<'_>,
+    ) -> impl Future<Output = Result<SessionInfo, StoreError>> + Send;
+
+    /// Rotates a session's refresh token, atomically (see the rotation table in DESIGN.md).
+    fn rotate(
+        &self,
+        rotation: Rotation<'_>,
+    ) -> impl Future<Output = Result<RotateOutcome, StoreError>> + Send;
+
+    /// Denylists one access token until `until_secs` (its `exp` plus leeway).
+    fn deny_token(
+        &self,
+        sub: &str,
+        jti: &str,
+        until_secs: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Revokes one session and, for `access_window`, its access tokens. Returns whether
+    /// an active session was found.
+    fn revoke_session(
+        &self,
+        sub: &str,
+        sid: &str,
+        access_window: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Ends every session of `sub` and rejects every access token issued up to now.
+    fn revoke_all(
+        &self,
+        sub: &str,
+        access_window: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The user's active sessions.
+    fn sessions(&self, sub: &str) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send;
+}
+
+/// The not-before stored at logout-all: tokens with `iat < nbf` are rejected.
+///
+/// `iat` has one-second resolution, so a token issued earlier in the same second as the
+/// logout must die too: not-before is the *next* second. A token minted in that same second
+/// after the logout is rejected as well, for under a second — the safe side.
+pub(crate) fn not_before_after(now_ms: u64) -> u64 {
+    now_ms / 1000 + 1
+}

@@ -1,0 +1,206 @@
+//! Access-token verification: every rule of the reference design, in order, before any
+//! store access. Pure CPU; keys were parsed at construction.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::Deserialize;
+
+use crate::claims::Claims;
+use crate::error::InvalidToken;
+use crate::keys::KeySet;
+
+/// Default cap on a bearer token's length, checked before decoding.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Default clock-skew allowance.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+/// Default access-token lifetime (also the largest `exp − iat` accepted).
+pub const DEFAULT_ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// What a token must satisfy. Build it once; it is shared by every request.
+#[derive(Clone, Debug)]
+pub struct Validation {
+    pub(crate) keys: KeySet,
+    pub(crate) leeway: u64,
+    pub(crate) max_token_len: usize,
+    pub(crate) max_lifetime: u64,
+    pub(crate) issuer: Option<String>,
+    pub(crate) audience: Option<String>,
+}
+
+impl Validation {
+    /// Accept RS256 tokens signed by any key of `keys`, with the defaults: 60 s leeway,
+    /// 8 KiB size cap, 15 min maximum lifetime, no `iss`/`aud` requirement.
+    pub fn new(keys: impl Into<KeySet>) -> Self {
+        Validation {
+            keys: keys.into(),
+            leeway: DEFAULT_LEEWAY.as_secs(),
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            max_lifetime: DEFAULT_ACCESS_TTL.as_secs(),
+            issuer: None,
+            audience: None,
+        }
+    }
+
+    /// Clock-skew allowance for `exp`, `nbf` and `iat`.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway.as_secs();
+        self
+    }
+
+    /// Largest token (in bytes) that is decoded at all.
+    pub fn max_token_len(mut self, len: usize) -> Self {
+        self.max_token_len = len;
+        self
+    }
+
+    /// Largest accepted `exp − iat`: set it to the issuer's access-token lifetime.
+    pub fn max_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_lifetime = lifetime.as_secs();
+        self
+    }
+
+    /// Require `iss` to equal `issuer`.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Require `aud` to contain `audience`.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// The accepted keys.
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
+    }
+
+    /// The configured leeway, in seconds.
+    pub fn leeway_secs(&self) -> u64 {
+        self.leeway
+    }
+
+    /// The configured maximum lifetime, in seconds.
+    pub fn max_lifetime_secs(&self) -> u64 {
+        self.max_lifetime
+    }
+
+    /// Verifies `token` at time `now` (seconds since the Unix epoch).
+    pub fn verify<C: DeserializeOwned>(&self, token: &str, now: u64) -> Result<Claims<C>, InvalidToken> {
+        // Rule 1: size before any decoding.
+        if token.len() > self.max_token_len {
+            return Err(InvalidToken::TooLarge);
+        }
+        // Rule 2: exactly three non-empty segments.
+        let mut parts = token.split('.');
+        let (Some(h64), Some(p64), Some(s64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(InvalidToken::Malformed);
+        };
+        if h64.is_empty() || p64.is_empty() || s64.is_empty() {
+            return Err(InvalidToken::Malformed);
+        }
+        let header_json = crate::b64::decode(h64).ok_or(InvalidToken::Malformed)?;
+        let header: Header<'_> = json_object(&header_json).ok_or(InvalidToken::Malformed)?;
+
+        // Rule 3: the algorithm is ours, never the token's; no critical extensions; the key
+        // comes from the configured set only (jku/x5u/jwk/x5c are never read).
+        if header.alg.as_deref() != Some("RS256") {
+            return Err(InvalidToken::Algorithm);
+        }
+        if header.crit.is_some() {
+            return Err(InvalidToken::CriticalHeader);
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.keys.find(kid))
+            .ok_or(InvalidToken::UnknownKey)?;
+
+        // Rule 4: signature length, then the signature.
+        let mut sig = Vec::with_capacity(key.signature_len());
+        crate::b64::decode_into(s64, &mut sig).ok_or(InvalidToken::Malformed)?;
+        if sig.len() != key.signature_len() {
+            return Err(InvalidToken::Signature);
+        }
+        let signing_input = &token[..h64.len() + 1 + p64.len()];
+        if !key.verify(signing_input.as_bytes(), &sig) {
+            return Err(InvalidToken::Signature);
+        }
+
+        // Rule 5: only access tokens.
+        match header.typ.as_deref() {
+            Some(t) if t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt") => {}
+            _ => return Err(InvalidToken::Type),
+        }
+
+        // Rule 6: claims.
+        let payload = crate::b64::decode(p64).ok_or(InvalidToken::Malformed)?;
+        let claims: Claims<C> = json_object(&payload).ok_or(InvalidToken::Claims)?;
+        if claims.sub.is_empty() || claims.jti.is_empty() || claims.sid.is_empty() {
+            return Err(InvalidToken::Claims);
+        }
+        self.check_times(claims.iat, claims.exp, claims.nbf, now)?;
+        if let Some(expected) = &self.issuer {
+            if claims.iss.as_deref() != Some(expected.as_str()) {
+                return Err(InvalidToken::Issuer);
+            }
+        }
+        if let Some(expected) = &self.audience {
+            if !claims.aud.as_ref().is_some_and(|aud| aud.contains(expected)) {
+                return Err(InvalidToken::Audience);
+            }
+        }
+        Ok(claims)
+    }
+
+    fn check_times(&self, iat: u64, exp: u64, nbf: Option<u64>, now: u64) -> Result<(), InvalidToken> {
+        if exp < iat {
+            return Err(InvalidToken::Claims);
+        }
+        if now >= exp.saturating_add(self.leeway) {
+            return Err(InvalidToken::Expired);
+        }
+        if nbf.is_some_and(|nbf| nbf > now.saturating_add(self.leeway)) {
+            return Err(InvalidToken::NotYetValid);
+        }
+        if iat > now.saturating_add(self.leeway) {
+            return Err(InvalidToken::IssuedInFuture);
+        }
+        if exp - iat > self.max_lifetime {
+            return Err(InvalidToken::LifetimeTooLong);
+        }
+        Ok(())
+    }
+}
+
+/// The JOSE header fields we read. Unknown parameters (`jku`, `x5u`, `jwk`, `x5c`, …) are
+/// ignored, never followed. Duplicate parameters are an error (serde rejects them), which
+/// closes parser-differential tricks.
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(borrow, default)]
+    alg: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(default)]
+    crit: Option<IgnoredAny>,
+}
+
+/// Parses JSON that must be an object (serde would also read a struct from an array).
+fn json_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Option<T> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first != b'{' {
+        return None;
+    }
+    serde_json::from_slice(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests;
