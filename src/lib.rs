@@ -59,7 +59,10 @@ mod clock;
 mod error;
 mod issue;
 mod keys;
+pub mod refresh;
+mod refresh_token;
 pub mod reject;
+mod session;
 pub mod store;
 mod verify;
 
@@ -68,7 +71,13 @@ pub use claims::{Audience, Claims, NoClaims};
 pub use error::{AuthError, InvalidRequest, InvalidToken, KeyError, StoreError};
 pub use issue::{AccessToken, Issuer};
 pub use keys::{KeySet, SigningKey, VerifyingKey, PRIVATE_KEY_ENV, PUBLIC_KEY_ENV};
+pub use refresh::{CookieConfig, RefreshService};
+pub use refresh_token::{RefreshSecrets, MIN_SECRET_LEN, REFRESH_SECRET_ENV};
 pub use reject::{DefaultRejection, Reject};
+pub use session::{
+    ClaimsProvider, NoClaimsProvider, SessionError, Sessions, TokenPair, TokenResponse, DEFAULT_GRACE,
+    DEFAULT_SESSION_LIFETIME, MAX_GRACE,
+};
 pub use store::{MemoryStore, Store};
 pub use verify::{Validation, DEFAULT_ACCESS_TTL, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN};
 

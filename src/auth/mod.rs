@@ -6,6 +6,7 @@ mod future;
 mod layer;
 mod service;
 
+pub(crate) use bearer::bearer_token;
 pub use body::AuthBody;
 pub use future::ResponseFuture;
 pub use layer::{JwtAuthLayer, DEFAULT_STORE_TIMEOUT};

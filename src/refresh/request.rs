@@ -1,0 +1,133 @@
+//! Reading credentials from a token-endpoint request: cookie, JSON body or RFC 6749 form.
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Method, Request};
+use http_body::Body;
+use http_body_util::{BodyExt, Limited};
+
+use super::cookie::CookieConfig;
+use super::response::EndpointError;
+
+/// Default largest accepted request body.
+pub const DEFAULT_BODY_LIMIT: usize = 4 * 1024;
+
+/// What a token-endpoint request carried.
+#[derive(Debug, Default)]
+pub(crate) struct Credentials {
+    pub(crate) refresh_token: Option<String>,
+    pub(crate) access_token: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct JsonBody {
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    grant_type: Option<String>,
+}
+
+pub(crate) async fn read_credentials<B>(
+    req: Request<B>,
+    cookie: Option<&CookieConfig>,
+    limit: usize,
+) -> Result<Credentials, EndpointError>
+where
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if req.method() != Method::POST {
+        return Err(EndpointError::MethodNotAllowed);
+    }
+    let access_token = crate::auth::bearer_token(req.headers(), req.uri())
+        .map_err(|_| EndpointError::InvalidRequest("malformed Authorization header"))?
+        .map(str::to_owned);
+    let from_cookie = cookie.and_then(|c| c.read(req.headers()));
+
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(EndpointError::PayloadTooLarge);
+    }
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+
+    // Never buffer more than `limit`, whatever Content-Length claimed.
+    let body = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            return Err(
+                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    EndpointError::PayloadTooLarge
+                } else {
+                    EndpointError::InvalidRequest("unreadable request body")
+                },
+            )
+        }
+    };
+
+    let from_body = if body.is_empty() {
+        None
+    } else {
+        match content_type.as_deref() {
+            Some("application/json") => json_token(&body)?,
+            Some("application/x-www-form-urlencoded") => form_token(&body)?,
+            _ => return Err(EndpointError::UnsupportedMediaType),
+        }
+    };
+    let refresh_token = match (from_body, from_cookie) {
+        (Some(b), Some(c)) if b != c => {
+            return Err(EndpointError::InvalidRequest(
+                "refresh token sent twice with different values",
+            ))
+        }
+        (Some(t), _) | (None, Some(t)) => Some(t),
+        (None, None) => None,
+    };
+    Ok(Credentials {
+        refresh_token,
+        access_token,
+    })
+}
+
+fn check_grant_type(grant_type: Option<&str>) -> Result<(), EndpointError> {
+    match grant_type {
+        None | Some("refresh_token") => Ok(()),
+        Some(_) => Err(EndpointError::UnsupportedGrantType),
+    }
+}
+
+fn json_token(body: &Bytes) -> Result<Option<String>, EndpointError> {
+    let parsed: JsonBody = serde_json::from_slice(body)
+        .map_err(|_| EndpointError::InvalidRequest("body is not the expected JSON object"))?;
+    check_grant_type(parsed.grant_type.as_deref())?;
+    Ok(parsed.refresh_token.filter(|t| !t.is_empty()))
+}
+
+fn form_token(body: &Bytes) -> Result<Option<String>, EndpointError> {
+    let mut grant_type = None;
+    let mut token = None;
+    for (k, v) in form_urlencoded::parse(body) {
+        let slot = match k.as_ref() {
+            "grant_type" => &mut grant_type,
+            "refresh_token" => &mut token,
+            _ => continue,
+        };
+        // RFC 6749 §3.2: parameters must not be included more than once.
+        if slot.replace(v.into_owned()).is_some() {
+            return Err(EndpointError::InvalidRequest("repeated parameter"));
+        }
+    }
+    // RFC 6749 §6: a form refresh request names its grant type.
+    match grant_type.as_deref() {
+        None => return Err(EndpointError::InvalidRequest("missing grant_type")),
+        other => check_grant_type(other)?,
+    }
+    Ok(token.filter(|t| !t.is_empty()))
+}

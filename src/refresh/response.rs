@@ -1,0 +1,132 @@
+//! Token-endpoint responses: RFC 6749 §5.1 success, §5.2 errors.
+
+use bytes::Bytes;
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, SET_COOKIE};
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+
+use crate::session::{SessionError, TokenResponse};
+
+/// Why a token-endpoint request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum EndpointError {
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InvalidRequest(&'static str),
+    UnsupportedGrantType,
+    InvalidGrant,
+    /// Bearer authentication failed (logout-all).
+    Unauthorized(crate::AuthError),
+    Unavailable,
+    Internal,
+}
+
+impl From<SessionError> for EndpointError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::InvalidGrant => EndpointError::InvalidGrant,
+            SessionError::InvalidToken(t) => EndpointError::Unauthorized(t.into()),
+            SessionError::InvalidSubject => EndpointError::InvalidRequest("invalid subject"),
+            SessionError::Unavailable(e) => {
+                tracing::warn!(error = %e, "session store failed; answering 503");
+                EndpointError::Unavailable
+            }
+            SessionError::Issue(e) => {
+                tracing::error!(error = %e, "cannot mint tokens");
+                EndpointError::Internal
+            }
+        }
+    }
+}
+
+fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// 200 with the token response (and the cookie, when given).
+pub(crate) fn token_response(body: &TokenResponse, set_cookie: Option<HeaderValue>) -> Response<Full<Bytes>> {
+    let mut r = json(StatusCode::OK, serde_json::to_string(body).unwrap_or_default());
+    if let Some(c) = set_cookie {
+        r.headers_mut().insert(SET_COOKIE, c);
+    }
+    r
+}
+
+/// 200 `{}`-style acknowledgement (logout).
+pub(crate) fn ok_response(body: serde_json::Value, set_cookie: Option<HeaderValue>) -> Response<Full<Bytes>> {
+    let mut r = json(StatusCode::OK, body.to_string());
+    if let Some(c) = set_cookie {
+        r.headers_mut().insert(SET_COOKIE, c);
+    }
+    r
+}
+
+/// The error response; `clear_cookie` deletes a refresh cookie that can no longer work.
+pub(crate) fn error_response(e: &EndpointError, clear_cookie: Option<HeaderValue>) -> Response<Full<Bytes>> {
+    if let EndpointError::Unauthorized(auth) = e {
+        use crate::reject::Reject;
+        return crate::reject::DefaultRejection::default().reject(*auth, &http::HeaderMap::new());
+    }
+    let (status, code, description) = match e {
+        EndpointError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "invalid_request", "use POST"),
+        EndpointError::PayloadTooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            "request body too large",
+        ),
+        EndpointError::UnsupportedMediaType => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request",
+            "use application/json or application/x-www-form-urlencoded",
+        ),
+        EndpointError::InvalidRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", *d),
+        EndpointError::UnsupportedGrantType => (
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "only refresh_token is supported",
+        ),
+        EndpointError::InvalidGrant => (
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "refresh token is invalid, expired or revoked",
+        ),
+        EndpointError::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "session store unavailable, retry later",
+        ),
+        EndpointError::Internal => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "cannot issue tokens",
+        ),
+        EndpointError::Unauthorized(_) => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "authentication required",
+        ),
+    };
+    let body = serde_json::json!({"error": code, "error_description": description});
+    let mut r = json(status, body.to_string());
+    let h = r.headers_mut();
+    match e {
+        EndpointError::MethodNotAllowed => {
+            h.insert(ALLOW, HeaderValue::from_static("POST"));
+        }
+        EndpointError::Unavailable => {
+            h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        _ => {}
+    }
+    if let Some(c) = clear_cookie {
+        h.insert(SET_COOKIE, c);
+    }
+    r
+}

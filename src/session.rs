@@ -1,0 +1,446 @@
+//! [`Sessions`]: login, refresh-token rotation, logout, logout everywhere, session listing.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::claims::NoClaims;
+use crate::error::{InvalidToken, KeyError, StoreError};
+use crate::issue::{random_id, AccessToken, Issuer};
+use crate::refresh_token::{RefreshSecrets, RefreshToken, MAX_SUB_LEN};
+use crate::store::{NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus};
+use crate::verify::{Validation, DEFAULT_LEEWAY};
+
+/// Default absolute session lifetime: 7 days, never extended by rotation.
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Default grace window for the immediately previous refresh token.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+/// Largest grace window accepted.
+pub const MAX_GRACE: Duration = Duration::from_secs(60);
+
+/// Supplies the application's claims for a user at login and at every refresh, so a
+/// changed role takes effect within one access-token lifetime. `None` means the user no
+/// longer exists: the refresh is refused and the session revoked.
+pub trait ClaimsProvider: Send + Sync + 'static {
+    /// The application's claims type.
+    type Claims: Serialize + Send;
+    /// The current claims of `sub`.
+    fn claims(&self, sub: &str) -> impl Future<Output = Option<Self::Claims>> + Send;
+}
+
+/// No application claims.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoClaimsProvider;
+
+impl ClaimsProvider for NoClaimsProvider {
+    type Claims = NoClaims;
+    fn claims(&self, _sub: &str) -> impl Future<Output = Option<NoClaims>> + Send {
+        std::future::ready(Some(NoClaims {}))
+    }
+}
+
+/// Any `Fn(String) -> impl Future<Output = Option<C>>` is a provider.
+impl<F, Fut, C> ClaimsProvider for F
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<C>> + Send,
+    C: Serialize + Send,
+{
+    type Claims = C;
+    fn claims(&self, sub: &str) -> impl Future<Output = Option<C>> + Send {
+        self(sub.to_owned())
+    }
+}
+
+/// An access token and the refresh token of the same session.
+#[derive(Clone, Debug)]
+pub struct TokenPair {
+    /// The access token.
+    pub access: AccessToken,
+    /// The session's one live refresh token.
+    pub refresh_token: String,
+    /// The session id.
+    pub sid: String,
+}
+
+/// The RFC 6749 §5.1 token response body.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Access-token lifetime in seconds.
+    pub expires_in: u64,
+    /// The refresh token.
+    pub refresh_token: String,
+}
+
+impl From<&TokenPair> for TokenResponse {
+    fn from(p: &TokenPair) -> Self {
+        TokenResponse {
+            access_token: p.access.token.clone(),
+            token_type: "Bearer".into(),
+            expires_in: p.access.expires_in,
+            refresh_token: p.refresh_token.clone(),
+        }
+    }
+}
+
+/// Why a session operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The refresh token is invalid, expired, revoked or reused (RFC 6749 `invalid_grant`).
+    InvalidGrant,
+    /// The access token presented is invalid or revoked.
+    InvalidToken(InvalidToken),
+    /// The `sub` is unusable (empty or longer than 256 bytes).
+    InvalidSubject,
+    /// The store failed or timed out: retry later (503). Never reported as `invalid_grant`.
+    Unavailable(StoreError),
+    /// Minting failed (a key or claims problem in the application).
+    Issue(KeyError),
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::InvalidGrant => f.write_str("invalid refresh token"),
+            SessionError::InvalidToken(t) => {
+                write!(f, "invalid access token: {}", crate::AuthError::from(*t))
+            }
+            SessionError::InvalidSubject => f.write_str("invalid subject"),
+            SessionError::Unavailable(e) => write!(f, "session store unavailable: {e}"),
+            SessionError::Issue(e) => write!(f, "cannot issue token: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+impl From<StoreError> for SessionError {
+    fn from(e: StoreError) -> Self {
+        SessionError::Unavailable(e)
+    }
+}
+
+impl From<KeyError> for SessionError {
+    fn from(e: KeyError) -> Self {
+        SessionError::Issue(e)
+    }
+}
+
+/// The session side: starts sessions at login, rotates refresh tokens, logs out.
+///
+/// Cheap to clone (an `Arc` inside); share one between the login handler and the
+/// [`RefreshService`](crate::RefreshService)s.
+pub struct Sessions<St, P = NoClaimsProvider> {
+    pub(crate) inner: Arc<Inner<St, P>>,
+}
+
+pub(crate) struct Inner<St, P> {
+    pub(crate) issuer: Issuer,
+    pub(crate) validation: Validation,
+    pub(crate) store: Arc<St>,
+    pub(crate) secrets: RefreshSecrets,
+    pub(crate) provider: P,
+    pub(crate) absolute: Duration,
+    pub(crate) idle: Option<Duration>,
+    pub(crate) grace: Duration,
+    pub(crate) leeway: Duration,
+    pub(crate) cookie: Option<crate::refresh::CookieConfig>,
+}
+
+impl<St, P> Clone for Sessions<St, P> {
+    fn clone(&self) -> Self {
+        Sessions {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<St, P> fmt::Debug for Sessions<St, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sessions")
+            .field("issuer", &self.inner.issuer)
+            .field("absolute", &self.inner.absolute)
+            .field("idle", &self.inner.idle)
+            .field("grace", &self.inner.grace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<St: Store> Sessions<St, NoClaimsProvider> {
+    /// Sessions minting with `issuer`, stored in `store`, refresh tokens signed with
+    /// `secrets`. Defaults: 7-day absolute lifetime, no idle timeout, 10 s grace, 60 s
+    /// leeway, refresh cookie on (`Path=/auth`).
+    pub fn new(issuer: Issuer, store: Arc<St>, secrets: RefreshSecrets) -> Self {
+        let validation = issuer.validation();
+        Sessions {
+            inner: Arc::new(Inner {
+                issuer,
+                validation,
+                store,
+                secrets,
+                provider: NoClaimsProvider,
+                absolute: DEFAULT_SESSION_LIFETIME,
+                idle: None,
+                grace: DEFAULT_GRACE,
+                leeway: DEFAULT_LEEWAY,
+                cookie: Some(crate::refresh::CookieConfig::default()),
+            }),
+        }
+    }
+}
+
+impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
+    fn map(self, f: impl FnOnce(&mut Inner<St, P>)) -> Self {
+        let mut inner =
+            Arc::try_unwrap(self.inner).unwrap_or_else(|_| panic!("configure Sessions before cloning it"));
+        f(&mut inner);
+        Sessions {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Supplies the application's claims at login and refresh.
+    pub fn claims_provider<P2: ClaimsProvider>(self, provider: P2) -> Sessions<St, P2> {
+        let i =
+            Arc::try_unwrap(self.inner).unwrap_or_else(|_| panic!("configure Sessions before cloning it"));
+        Sessions {
+            inner: Arc::new(Inner {
+                issuer: i.issuer,
+                validation: i.validation,
+                store: i.store,
+                secrets: i.secrets,
+                provider,
+                absolute: i.absolute,
+                idle: i.idle,
+                grace: i.grace,
+                leeway: i.leeway,
+                cookie: i.cookie,
+            }),
+        }
+    }
+
+    /// Absolute session lifetime (default 7 days); rotation never extends it.
+    pub fn absolute_lifetime(self, lifetime: Duration) -> Self {
+        self.map(|i| i.absolute = lifetime)
+    }
+
+    /// End sessions not refreshed for `idle` (default: no idle timeout).
+    pub fn idle_timeout(self, idle: Duration) -> Self {
+        self.map(|i| i.idle = Some(idle))
+    }
+
+    /// Grace window for the previous refresh token (default 10 s; 0 disables; values above
+    /// 60 s are capped at 60 s).
+    pub fn grace(self, grace: Duration) -> Self {
+        if grace > MAX_GRACE {
+            tracing::warn!(?grace, "refresh grace window capped at 60 s");
+        }
+        self.map(|i| i.grace = grace.min(MAX_GRACE))
+    }
+
+    /// Clock-skew allowance (default 60 s): revocation windows cover `exp` + leeway.
+    pub fn leeway(self, leeway: Duration) -> Self {
+        self.map(|i| {
+            i.leeway = leeway;
+            i.validation = i.validation.clone().leeway(leeway);
+        })
+    }
+
+    /// The refresh cookie's settings; `None` turns cookies off (JSON bodies only).
+    pub fn cookie(self, cookie: Option<crate::refresh::CookieConfig>) -> Self {
+        self.map(|i| i.cookie = cookie)
+    }
+
+    /// The issuer.
+    pub fn issuer(&self) -> &Issuer {
+        &self.inner.issuer
+    }
+
+    /// Validation rules matching the issuer (for the [`JwtAuthLayer`](crate::JwtAuthLayer)).
+    pub fn validation(&self) -> &Validation {
+        &self.inner.validation
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<St> {
+        &self.inner.store
+    }
+
+    /// How long a revoked session's access tokens must stay rejected.
+    fn access_window(&self) -> Duration {
+        self.inner.issuer.ttl() + self.inner.leeway
+    }
+
+    /// Starts a session for `sub` (after the application checked the credentials) and
+    /// mints its first token pair.
+    pub async fn login(&self, sub: &str) -> Result<TokenPair, SessionError> {
+        if sub.is_empty() || sub.len() > MAX_SUB_LEN {
+            return Err(SessionError::InvalidSubject);
+        }
+        let claims = self
+            .inner
+            .provider
+            .claims(sub)
+            .await
+            .ok_or(SessionError::InvalidSubject)?;
+        let sid = random_id();
+        let session = NewSession {
+            sub,
+            sid: &sid,
+            absolute: self.inner.absolute,
+            idle: self.inner.idle,
+        };
+        self.inner.store.create_session(session).await?;
+        let access = self.inner.issuer.issue(sub, &sid, &claims)?;
+        let refresh_token = self.inner.secrets.encode(sub, &sid, 0);
+        Ok(TokenPair {
+            access,
+            refresh_token,
+            sid,
+        })
+    }
+
+    /// Rotates a refresh token: the new pair, the grace answer, or `InvalidGrant`.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, SessionError> {
+        // Forgeries and garbage stop here, before any store access.
+        let token = self
+            .inner
+            .secrets
+            .decode(refresh_token)
+            .ok_or(SessionError::InvalidGrant)?;
+        let RefreshToken {
+            key_id,
+            sub,
+            sid,
+            generation,
+        } = token;
+        let rotation = Rotation {
+            sub: &sub,
+            sid: &sid,
+            generation,
+            grace: self.inner.grace,
+            access_window: self.access_window(),
+        };
+        let generation = match self.inner.store.rotate(rotation).await? {
+            RotateOutcome::Rotated { generation } => generation,
+            RotateOutcome::Grace { generation } => {
+                tracing::debug!(sub = %sub, sid = %sid, "previous refresh token used within the grace window");
+                generation
+            }
+            RotateOutcome::ReuseDetected => {
+                tracing::warn!(
+                    target: "tower_jwt_auth::security",
+                    sub = %sub,
+                    sid = %sid,
+                    presented_generation = generation,
+                    "refresh token reuse detected: session revoked"
+                );
+                return Err(SessionError::InvalidGrant);
+            }
+            RotateOutcome::Rejected(reason) => {
+                tracing::debug!(sub = %sub, sid = %sid, ?reason, "refresh refused");
+                return Err(SessionError::InvalidGrant);
+            }
+        };
+        let Some(claims) = self.inner.provider.claims(&sub).await else {
+            // The user is gone: end the session rather than mint for them.
+            self.inner
+                .store
+                .revoke_session(&sub, &sid, self.access_window())
+                .await?;
+            return Err(SessionError::InvalidGrant);
+        };
+        let access = self.inner.issuer.issue(&sub, &sid, &claims)?;
+        // The grace answer re-derives the *current* token, under the secret it was minted with.
+        let refresh_token = self.inner.secrets.encode_for(&key_id, &sub, &sid, generation);
+        Ok(TokenPair {
+            access,
+            refresh_token,
+            sid,
+        })
+    }
+
+    /// Verifies an access token and checks its revocation (for endpoints outside the
+    /// middleware, like logout-all).
+    pub async fn authenticate(&self, access_token: &str) -> Result<crate::Claims, SessionError> {
+        let claims: crate::Claims = self
+            .inner
+            .validation
+            .verify(access_token, crate::clock::now_secs())
+            .map_err(SessionError::InvalidToken)?;
+        let token = TokenRef {
+            sub: &claims.sub,
+            sid: &claims.sid,
+            jti: &claims.jti,
+            iat: claims.iat,
+        };
+        match self.inner.store.check(token).await? {
+            TokenStatus::Active => Ok(claims),
+            _ => Err(SessionError::InvalidToken(InvalidToken::Revoked)),
+        }
+    }
+
+    /// Logs out one session: the refresh token's session is revoked (its live access
+    /// tokens die at once) and the access token's `jti` is denylisted until it expires.
+    /// Either credential suffices; invalid ones are ignored (RFC 7009 §2.2). Returns whether
+    /// anything was revoked.
+    pub async fn logout(
+        &self,
+        refresh_token: Option<&str>,
+        access_token: Option<&str>,
+    ) -> Result<bool, SessionError> {
+        let mut revoked = false;
+        let window = self.access_window();
+        if let Some(t) = refresh_token.and_then(|t| self.inner.secrets.decode(t)) {
+            revoked |= self.inner.store.revoke_session(&t.sub, &t.sid, window).await?;
+        }
+        if let Some(token) = access_token {
+            if let Ok(claims) = self
+                .inner
+                .validation
+                .verify::<NoClaims>(token, crate::clock::now_secs())
+            {
+                let until = claims.exp + self.inner.leeway.as_secs();
+                self.inner
+                    .store
+                    .deny_token(&claims.sub, &claims.jti, until)
+                    .await?;
+                self.inner
+                    .store
+                    .revoke_session(&claims.sub, &claims.sid, window)
+                    .await?;
+                revoked = true;
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// Ends every session of `sub` and rejects every access token issued up to now.
+    pub async fn logout_all(&self, sub: &str) -> Result<(), SessionError> {
+        self.inner.store.revoke_all(sub, self.access_window()).await?;
+        tracing::info!(target: "tower_jwt_auth::security", sub = %sub, "all sessions revoked");
+        Ok(())
+    }
+
+    /// The user's active sessions ("your devices").
+    pub async fn list(&self, sub: &str) -> Result<Vec<SessionInfo>, SessionError> {
+        Ok(self.inner.store.sessions(sub).await?)
+    }
+
+    /// Revokes one of the user's sessions by id. Returns whether it was active.
+    pub async fn revoke(&self, sub: &str, sid: &str) -> Result<bool, SessionError> {
+        Ok(self
+            .inner
+            .store
+            .revoke_session(sub, sid, self.access_window())
+            .await?)
+    }
+}
