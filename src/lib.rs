@@ -57,6 +57,8 @@ mod b64;
 mod claims;
 mod clock;
 mod error;
+#[cfg(feature = "axum")]
+pub mod extract;
 mod issue;
 mod keys;
 pub mod refresh;

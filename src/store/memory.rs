@@ -32,14 +32,14 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct State {
     users: HashMap<String, User>,
-    /// jti → denied until (ms).
-    deny: HashMap<String, u64>,
-    /// sid → access tokens rejected until (ms).
-    sidrev: HashMap<String, u64>,
-    sessions: usize,
+    /// Live entries: sessions + denylisted tokens + revoked sids. Grows by one per insert;
+    /// recounted exactly on every sweep.
+    entries: usize,
     writes: u32,
 }
 
+/// Everything of one user, like the Redis store's per-user hash tag: one user's calls
+/// never touch another user's state.
 #[derive(Debug, Default)]
 struct User {
     /// Bumped by logout-all; sessions remember the epoch they started in.
@@ -47,6 +47,21 @@ struct User {
     /// (not-before in seconds, kept until ms).
     nbf: Option<(u64, u64)>,
     sessions: HashMap<String, Session>,
+    /// jti → denied until (ms).
+    deny: HashMap<String, u64>,
+    /// sid → access tokens rejected until (ms).
+    sidrev: HashMap<String, u64>,
+}
+
+impl User {
+    fn len(&self) -> usize {
+        self.sessions.len() + self.deny.len() + self.sidrev.len()
+    }
+
+    fn revoke_sid(&mut self, sid: &str, until: u64) {
+        let e = self.sidrev.entry(sid.to_owned()).or_insert(0);
+        *e = (*e).max(until);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -100,8 +115,9 @@ impl MemoryStore {
 
     /// Number of live entries (sessions, denylisted tokens, revoked sessions).
     pub fn len(&self) -> usize {
-        let s = self.lock();
-        s.sessions + s.deny.len() + s.sidrev.len()
+        let mut s = self.lock();
+        s.sweep(now_ms());
+        s.entries
     }
 
     /// Whether the store holds nothing.
@@ -110,65 +126,63 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave a half-applied change: every
-        // mutation below is a single insert/update. Keep serving.
+        // Every mutation below is a single insert/update, so a panic elsewhere while the
+        // lock was held cannot have left half a change: keep serving.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn status(&self, t: TokenRef<'_>) -> TokenStatus {
         let now = now_ms();
         let s = self.lock();
-        if s.deny.get(t.jti).is_some_and(|&until| until > now) {
+        let Some(user) = s.users.get(t.sub) else {
+            return TokenStatus::Active;
+        };
+        if user.deny.get(t.jti).is_some_and(|&until| until > now) {
             return TokenStatus::Denied;
         }
-        if s.sidrev.get(t.sid).is_some_and(|&until| until > now) {
+        if user.sidrev.get(t.sid).is_some_and(|&until| until > now) {
             return TokenStatus::SessionRevoked;
         }
-        let nbf = s
-            .users
-            .get(t.sub)
-            .and_then(|u| u.nbf)
-            .filter(|&(_, until)| until > now);
-        if nbf.is_some_and(|(nbf, _)| t.iat < nbf) {
+        if user.nbf.is_some_and(|(nbf, until)| until > now && t.iat < nbf) {
             return TokenStatus::UserLoggedOut;
         }
         TokenStatus::Active
     }
 
-    /// Makes room for one more entry, sweeping when due or when full.
-    fn admit(&self, s: &mut State, now: u64) -> Result<(), StoreError> {
+    /// Locks the state after making room for one more entry (sweeping when due or full).
+    fn lock_for_insert(&self, now: u64) -> Result<MutexGuard<'_, State>, StoreError> {
+        let mut s = self.lock();
         s.writes = s.writes.wrapping_add(1);
-        let full = s.sessions + s.deny.len() + s.sidrev.len() >= self.max_entries;
-        if full || s.writes % SWEEP_EVERY == 0 {
+        if s.entries >= self.max_entries || s.writes % SWEEP_EVERY == 0 {
             s.sweep(now);
         }
-        if s.sessions + s.deny.len() + s.sidrev.len() >= self.max_entries {
+        if s.entries >= self.max_entries {
             return Err(StoreError::new("memory store is full"));
         }
-        Ok(())
+        s.entries += 1;
+        Ok(s)
     }
 }
 
 impl State {
     fn sweep(&mut self, now: u64) {
-        self.deny.retain(|_, until| *until > now);
-        self.sidrev.retain(|_, until| *until > now);
-        let mut sessions = 0;
+        let mut entries = 0;
         self.users.retain(|_, u| {
             u.sessions.retain(|_, s| s.expires() > now);
-            sessions += u.sessions.len();
+            u.deny.retain(|_, until| *until > now);
+            u.sidrev.retain(|_, until| *until > now);
             if u.nbf.is_some_and(|(_, until)| until <= now) {
                 u.nbf = None;
             }
-            // The epoch only matters to sessions that exist; with none left it can go.
-            !u.sessions.is_empty() || u.nbf.is_some()
+            entries += u.len();
+            // With no sessions left the epoch has nothing to compare against: drop the user.
+            u.len() > 0 || u.nbf.is_some()
         });
-        self.sessions = sessions;
+        self.entries = entries;
     }
 
-    fn revoke_sid(&mut self, sid: &str, until: u64) {
-        let e = self.sidrev.entry(sid.to_owned()).or_insert(0);
-        *e = (*e).max(until);
+    fn user(&mut self, sub: &str) -> &mut User {
+        self.users.entry(sub.to_owned()).or_default()
     }
 }
 
@@ -186,9 +200,8 @@ impl Store for MemoryStore {
         n: NewSession<'_>,
     ) -> impl Future<Output = Result<SessionInfo, StoreError>> + Send {
         let now = now_ms();
-        let mut s = self.lock();
-        let result = self.admit(&mut s, now).map(|()| {
-            let user = s.users.entry(n.sub.to_owned()).or_default();
+        let result = self.lock_for_insert(now).map(|mut s| {
+            let user = s.user(n.sub);
             let session = Session {
                 generation: 0,
                 revoked: false,
@@ -200,9 +213,7 @@ impl Store for MemoryStore {
                 epoch: user.epoch,
             };
             let info = session.info(n.sid);
-            if user.sessions.insert(n.sid.to_owned(), session).is_none() {
-                s.sessions += 1;
-            }
+            user.sessions.insert(n.sid.to_owned(), session);
             info
         });
         ready(result)
@@ -210,25 +221,26 @@ impl Store for MemoryStore {
 
     fn rotate(&self, r: Rotation<'_>) -> impl Future<Output = Result<RotateOutcome, StoreError>> + Send {
         let now = now_ms();
-        let mut s = self.lock();
-        let outcome = rotate(&mut s, &r, now);
+        let outcome = match self.lock().users.get_mut(r.sub) {
+            Some(user) => rotate(user, &r, now),
+            None => RotateOutcome::Rejected(RejectReason::Missing),
+        };
         ready(Ok(outcome))
     }
 
     fn deny_token(
         &self,
-        _sub: &str,
+        sub: &str,
         jti: &str,
         until_secs: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let now = now_ms();
         let until = until_secs.saturating_mul(1000);
-        let mut s = self.lock();
         let result = if until <= now {
             Ok(()) // already expired: nothing to remember
         } else {
-            self.admit(&mut s, now).map(|()| {
-                s.deny.insert(jti.to_owned(), until);
+            self.lock_for_insert(now).map(|mut s| {
+                s.user(sub).deny.insert(jti.to_owned(), until);
             })
         };
         ready(result)
@@ -241,11 +253,13 @@ impl Store for MemoryStore {
         access_window: Duration,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         let now = now_ms();
-        let mut s = self.lock();
-        let result = self.admit(&mut s, now).map(|()| {
-            s.revoke_sid(sid, now + ms(access_window));
-            match s.users.get_mut(sub).and_then(|u| u.sessions.get_mut(sid)) {
-                Some(session) if !session.revoked && session.expires() > now => {
+        let result = self.lock_for_insert(now).map(|mut s| {
+            let user = s.user(sub);
+            user.revoke_sid(sid, now + ms(access_window));
+            match user.sessions.get_mut(sid) {
+                Some(session)
+                    if !session.revoked && session.epoch == user.epoch && session.expires() > now =>
+                {
                     session.revoked = true;
                     true
                 }
@@ -262,7 +276,7 @@ impl Store for MemoryStore {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let now = now_ms();
         let mut s = self.lock();
-        let user = s.users.entry(sub.to_owned()).or_default();
+        let user = s.user(sub);
         user.epoch += 1;
         let nbf = not_before_after(now);
         let until = now + ms(access_window);
@@ -297,10 +311,7 @@ impl Store for MemoryStore {
 }
 
 /// The rotation state machine (DESIGN.md "Rotation"), applied under the lock.
-fn rotate(s: &mut State, r: &Rotation<'_>, now: u64) -> RotateOutcome {
-    let Some(user) = s.users.get_mut(r.sub) else {
-        return RotateOutcome::Rejected(RejectReason::Missing);
-    };
+fn rotate(user: &mut User, r: &Rotation<'_>, now: u64) -> RotateOutcome {
     let epoch = user.epoch;
     let Some(session) = user.sessions.get_mut(r.sid) else {
         return RotateOutcome::Rejected(RejectReason::Missing);
@@ -332,13 +343,65 @@ fn rotate(s: &mut State, r: &Rotation<'_>, now: u64) -> RotateOutcome {
     if r.generation > current {
         return RotateOutcome::Rejected(RejectReason::FutureGeneration);
     }
-    if r.generation + 1 == current
-        && now.saturating_sub(session.rotated_at) <= ms(r.grace)
-        && !r.grace.is_zero()
-    {
+    let in_grace = !r.grace.is_zero() && now.saturating_sub(session.rotated_at) <= ms(r.grace);
+    if r.generation + 1 == current && in_grace {
         return RotateOutcome::Grace { generation: current };
     }
     session.revoked = true;
-    s.revoke_sid(r.sid, now + ms(r.access_window));
+    user.revoke_sid(r.sid, now + ms(r.access_window));
     RotateOutcome::ReuseDetected
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bounded_and_swept() {
+        let store = MemoryStore::with_max_entries(3);
+        let far = crate::clock::now_secs() + 3600;
+        for jti in ["a", "b", "c"] {
+            store.deny_token("u", jti, far).await.unwrap();
+        }
+        assert!(
+            store.deny_token("u", "d", far).await.is_err(),
+            "full: refuses rather than forgets"
+        );
+        // Entries that expire are swept and make room.
+        let store = MemoryStore::with_max_entries(2);
+        store
+            .revoke_session("u", "s1", Duration::from_millis(50))
+            .await
+            .unwrap();
+        store
+            .revoke_session("u", "s2", Duration::from_millis(50))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        store
+            .revoke_session("u", "s3", Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn one_user_cannot_touch_another() {
+        let store = MemoryStore::new();
+        let t = TokenRef {
+            sub: "alice",
+            sid: "s",
+            jti: "j",
+            iat: crate::clock::now_secs(),
+        };
+        store
+            .revoke_session("mallory", "s", Duration::from_secs(60))
+            .await
+            .unwrap();
+        store
+            .deny_token("mallory", "j", crate::clock::now_secs() + 60)
+            .await
+            .unwrap();
+        assert_eq!(store.check(t).await.unwrap(), TokenStatus::Active);
+    }
 }

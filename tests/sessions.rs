@@ -1,0 +1,412 @@
+//! The rotation state machine, case by case, on the in-memory store (the conformance suite
+//! runs the store-level cases on Redis too).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, StatusCode};
+use tower::{service_fn, ServiceBuilder, ServiceExt};
+use tower_jwt_auth::store::{NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus};
+use tower_jwt_auth::{
+    Claims, Issuer, JwtAuthLayer, MemoryStore, RefreshSecrets, SessionError, Sessions, SigningKey, StoreError,
+};
+
+/// A store that counts the calls reaching it.
+#[derive(Default)]
+struct Counting {
+    inner: MemoryStore,
+    calls: AtomicUsize,
+}
+
+impl Counting {
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+    fn hit(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Store for Counting {
+    fn check(&self, t: TokenRef<'_>) -> impl Future<Output = Result<TokenStatus, StoreError>> + Send {
+        self.hit();
+        self.inner.check(t)
+    }
+    fn create_session(
+        &self,
+        s: NewSession<'_>,
+    ) -> impl Future<Output = Result<SessionInfo, StoreError>> + Send {
+        self.hit();
+        self.inner.create_session(s)
+    }
+    fn rotate(&self, r: Rotation<'_>) -> impl Future<Output = Result<RotateOutcome, StoreError>> + Send {
+        self.hit();
+        self.inner.rotate(r)
+    }
+    fn deny_token(
+        &self,
+        sub: &str,
+        jti: &str,
+        until: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.hit();
+        self.inner.deny_token(sub, jti, until)
+    }
+    fn revoke_session(
+        &self,
+        sub: &str,
+        sid: &str,
+        w: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.hit();
+        self.inner.revoke_session(sub, sid, w)
+    }
+    fn revoke_all(&self, sub: &str, w: Duration) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.hit();
+        self.inner.revoke_all(sub, w)
+    }
+    fn sessions(&self, sub: &str) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
+        self.hit();
+        self.inner.sessions(sub)
+    }
+}
+
+fn key() -> SigningKey {
+    static KEY: std::sync::OnceLock<SigningKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| SigningKey::generate().unwrap()).clone()
+}
+
+fn sessions_with<St: Store>(store: Arc<St>, grace: Duration) -> Sessions<St> {
+    let secrets = RefreshSecrets::new("k1", &[42u8; 32]).unwrap();
+    Sessions::new(Issuer::new(key()), store, secrets).grace(grace)
+}
+
+fn sessions(grace: Duration) -> Sessions<MemoryStore> {
+    sessions_with(Arc::new(MemoryStore::new()), grace)
+}
+
+/// Status of an access token through the real middleware.
+async fn access_status<St: Store>(s: &Sessions<St>, token: &str) -> StatusCode {
+    let svc = ServiceBuilder::new()
+        .layer(JwtAuthLayer::new(s.validation().clone(), s.store().clone()))
+        .service(service_fn(|req: Request<String>| async move {
+            assert!(req.extensions().get::<Claims>().is_some());
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+        }));
+    let req = Request::builder()
+        .header("authorization", format!("Bearer {token}"))
+        .body(String::new())
+        .unwrap();
+    svc.oneshot(req).await.unwrap().status()
+}
+
+#[tokio::test]
+async fn rotate_gives_a_new_pair_and_the_old_token_is_spent() {
+    let s = sessions(Duration::ZERO);
+    let first = s.login("alice").await.unwrap();
+    let second = s.refresh(&first.refresh_token).await.unwrap();
+    assert_ne!(first.refresh_token, second.refresh_token);
+    assert_ne!(first.access.jti, second.access.jti);
+    assert_eq!(first.sid, second.sid);
+    let third = s.refresh(&second.refresh_token).await.unwrap();
+    assert_eq!(access_status(&s, &third.access.token).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn grace_window_answers_the_previous_token_with_the_current_one() {
+    let s = sessions(Duration::from_secs(10));
+    let first = s.login("alice").await.unwrap();
+    let second = s.refresh(&first.refresh_token).await.unwrap();
+    // A retry / second tab with the previous token: the *current* refresh token comes back.
+    let retry = s.refresh(&first.refresh_token).await.unwrap();
+    assert_eq!(retry.refresh_token, second.refresh_token);
+    assert_ne!(
+        retry.access.jti, second.access.jti,
+        "a new access token each time"
+    );
+    let retry2 = s.refresh(&first.refresh_token).await.unwrap();
+    assert_eq!(retry2.refresh_token, second.refresh_token, "grace writes nothing");
+    // The current token still rotates normally.
+    let third = s.refresh(&second.refresh_token).await.unwrap();
+    assert_ne!(third.refresh_token, second.refresh_token);
+    // Two generations back is outside the grace rule: reuse.
+    assert_eq!(
+        s.refresh(&first.refresh_token).await.unwrap_err(),
+        SessionError::InvalidGrant
+    );
+    assert_eq!(
+        s.refresh(&third.refresh_token).await.unwrap_err(),
+        SessionError::InvalidGrant
+    );
+}
+
+#[tokio::test]
+async fn grace_window_ends() {
+    let s = sessions(Duration::from_millis(300));
+    let first = s.login("alice").await.unwrap();
+    let second = s.refresh(&first.refresh_token).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        s.refresh(&first.refresh_token).await.unwrap_err(),
+        SessionError::InvalidGrant
+    );
+    assert_eq!(
+        s.refresh(&second.refresh_token).await.unwrap_err(),
+        SessionError::InvalidGrant,
+        "reuse revoked it"
+    );
+}
+
+#[tokio::test]
+async fn reuse_revokes_the_session_and_its_live_access_tokens() {
+    let s = sessions(Duration::ZERO);
+    let first = s.login("alice").await.unwrap();
+    let second = s.refresh(&first.refresh_token).await.unwrap();
+    assert_eq!(access_status(&s, &second.access.token).await, StatusCode::OK);
+    // The stolen old token is replayed.
+    assert_eq!(
+        s.refresh(&first.refresh_token).await.unwrap_err(),
+        SessionError::InvalidGrant
+    );
+    // The legitimate holder's tokens are dead too, at once.
+    assert_eq!(
+        s.refresh(&second.refresh_token).await.unwrap_err(),
+        SessionError::InvalidGrant
+    );
+    assert_eq!(
+        access_status(&s, &second.access.token).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        access_status(&s, &first.access.token).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(s.list("alice").await.unwrap().is_empty());
+    // Other sessions of the user are untouched.
+    let other = s.login("alice").await.unwrap();
+    assert_eq!(access_status(&s, &other.access.token).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn forged_and_garbage_tokens_never_reach_the_store() {
+    let store = Arc::new(Counting::default());
+    let s = sessions_with(store.clone(), Duration::ZERO);
+    let pair = s.login("alice").await.unwrap();
+    let before = store.calls();
+    let forged_generation = pair.refresh_token.replacen(".0.", ".1.", 1);
+    let other_secret = RefreshSecrets::new("k1", &[1u8; 32]).unwrap();
+    let foreign = Sessions::new(Issuer::new(key()), Arc::new(MemoryStore::new()), other_secret)
+        .login("alice")
+        .await
+        .unwrap()
+        .refresh_token;
+    for bad in [
+        "",
+        "garbage",
+        "rt1.k1.00.x.0.AAAA",
+        &forged_generation,
+        &foreign,
+        &pair.access.token,
+    ] {
+        assert_eq!(
+            s.refresh(bad).await.unwrap_err(),
+            SessionError::InvalidGrant,
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        store.calls(),
+        before,
+        "no store call for a token that fails its MAC"
+    );
+    // And the real session is intact.
+    assert!(s.refresh(&pair.refresh_token).await.is_ok());
+}
+
+#[tokio::test]
+async fn future_generation_is_refused_without_revoking() {
+    // A token with a higher generation can only be forged with the secret; the store still
+    // refuses it and leaves the session alone.
+    let store = Arc::new(MemoryStore::new());
+    let s = sessions_with(store.clone(), Duration::ZERO);
+    let pair = s.login("alice").await.unwrap();
+    let r = store
+        .rotate(Rotation {
+            sub: "alice",
+            sid: &pair.sid,
+            generation: 5,
+            grace: Duration::ZERO,
+            access_window: Duration::from_secs(960),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(r, RotateOutcome::Rejected(_)), "{r:?}");
+    assert!(s.refresh(&pair.refresh_token).await.is_ok());
+}
+
+#[tokio::test]
+async fn absolute_lifetime_is_never_extended() {
+    let s = sessions(Duration::ZERO).absolute_lifetime(Duration::from_millis(1200));
+    let mut pair = s.login("alice").await.unwrap();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        pair = s.refresh(&pair.refresh_token).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        s.refresh(&pair.refresh_token).await.unwrap_err(),
+        SessionError::InvalidGrant
+    );
+}
+
+#[tokio::test]
+async fn idle_timeout_ends_unused_sessions() {
+    let s = sessions(Duration::ZERO).idle_timeout(Duration::from_millis(400));
+    let pair = s.login("alice").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pair = s.refresh(&pair.refresh_token).await.unwrap(); // activity keeps it alive
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let pair = s.refresh(&pair.refresh_token).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        s.refresh(&pair.refresh_token).await.unwrap_err(),
+        SessionError::InvalidGrant
+    );
+}
+
+#[tokio::test]
+async fn logout_revokes_the_session_and_denylists_the_access_token() {
+    let s = sessions(Duration::from_secs(10));
+    let pair = s.login("alice").await.unwrap();
+    let other = s.login("alice").await.unwrap();
+    assert!(s
+        .logout(Some(&pair.refresh_token), Some(&pair.access.token))
+        .await
+        .unwrap());
+    assert_eq!(
+        s.refresh(&pair.refresh_token).await.unwrap_err(),
+        SessionError::InvalidGrant
+    );
+    assert_eq!(
+        access_status(&s, &pair.access.token).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // Only that session.
+    assert_eq!(access_status(&s, &other.access.token).await, StatusCode::OK);
+    assert!(s.refresh(&other.refresh_token).await.is_ok());
+    // Logging out with just the access token ends its session as well.
+    let third = s.login("alice").await.unwrap();
+    assert!(s.logout(None, Some(&third.access.token)).await.unwrap());
+    assert_eq!(
+        s.refresh(&third.refresh_token).await.unwrap_err(),
+        SessionError::InvalidGrant
+    );
+    // Garbage is ignored, not an error (RFC 7009).
+    assert!(!s.logout(Some("garbage"), Some("garbage")).await.unwrap());
+}
+
+#[tokio::test]
+async fn logout_all_ends_every_session_and_access_token_at_once() {
+    let s = sessions(Duration::from_secs(10));
+    let a = s.login("alice").await.unwrap();
+    let b = s.login("alice").await.unwrap();
+    let bob = s.login("bob").await.unwrap();
+    assert_eq!(s.list("alice").await.unwrap().len(), 2);
+    s.logout_all("alice").await.unwrap();
+    for p in [&a, &b] {
+        assert_eq!(access_status(&s, &p.access.token).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            s.refresh(&p.refresh_token).await.unwrap_err(),
+            SessionError::InvalidGrant
+        );
+    }
+    assert!(s.list("alice").await.unwrap().is_empty());
+    // Bob is untouched.
+    assert_eq!(access_status(&s, &bob.access.token).await, StatusCode::OK);
+    // Alice can log in again (the token minted in the logout's second may be refused for
+    // under a second: wait it out).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let fresh = s.login("alice").await.unwrap();
+    assert_eq!(access_status(&s, &fresh.access.token).await, StatusCode::OK);
+    assert!(s.refresh(&fresh.refresh_token).await.is_ok());
+}
+
+#[tokio::test]
+async fn sessions_can_be_listed_and_revoked_by_id() {
+    let s = sessions(Duration::ZERO);
+    let a = s.login("alice").await.unwrap();
+    let b = s.login("alice").await.unwrap();
+    let list = s.list("alice").await.unwrap();
+    let mut ids: Vec<&str> = list.iter().map(|i| i.sid.as_str()).collect();
+    ids.sort();
+    let mut expected = vec![a.sid.as_str(), b.sid.as_str()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert!(list
+        .iter()
+        .all(|i| i.expires_ms > i.created_ms && i.last_used_ms >= i.created_ms));
+    assert!(s.revoke("alice", &a.sid).await.unwrap());
+    assert!(!s.revoke("alice", &a.sid).await.unwrap(), "already revoked");
+    assert!(!s.revoke("bob", &b.sid).await.unwrap(), "not bob's session");
+    assert_eq!(access_status(&s, &a.access.token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(access_status(&s, &b.access.token).await, StatusCode::OK);
+    assert_eq!(s.list("alice").await.unwrap().len(), 1);
+}
+
+async fn race(grace: Duration) -> (Sessions<MemoryStore>, Vec<Result<String, SessionError>>) {
+    let s = sessions(grace);
+    let pair = s.login("alice").await.unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(50));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (s, token, barrier) = (s.clone(), pair.refresh_token.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                s.refresh(&token).await.map(|p| p.refresh_token)
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    (s, results)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_racing_refreshes_rotate_once_with_grace() {
+    let (s, results) = race(Duration::from_secs(10)).await;
+    let ok: Vec<&String> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(ok.len(), 50, "with grace every racer gets an answer: {results:?}");
+    let distinct: std::collections::HashSet<&String> = ok.iter().copied().collect();
+    assert_eq!(distinct.len(), 1, "exactly one rotation: one live refresh token");
+    let live = distinct.into_iter().next().unwrap();
+    assert_eq!(
+        s.list("alice").await.unwrap()[0].generation,
+        1,
+        "the session rotated exactly once"
+    );
+    assert!(s.refresh(live).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_racing_refreshes_rotate_once_without_grace() {
+    let (s, results) = race(Duration::ZERO).await;
+    let ok: Vec<&String> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(ok.len(), 1, "exactly one rotation");
+    assert!(results
+        .iter()
+        .filter(|r| r.is_err())
+        .all(|r| *r.as_ref().unwrap_err() == SessionError::InvalidGrant));
+    // Without grace the losers look like replays: the session is revoked, so no refresh
+    // token is live at all (never more than one).
+    assert_eq!(s.refresh(ok[0]).await.unwrap_err(), SessionError::InvalidGrant);
+}
+
+#[tokio::test]
+async fn grace_is_capped_at_sixty_seconds() {
+    let s = sessions(Duration::from_secs(3600));
+    assert!(format!("{s:?}").contains("grace: 60s"), "{s:?}");
+}
