@@ -85,3 +85,8 @@ pub use verify::{Validation, DEFAULT_ACCESS_TTL, DEFAULT_LEEWAY, DEFAULT_MAX_TOK
 
 #[cfg(feature = "redis")]
 pub use fred;
+
+/// The README's examples compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
