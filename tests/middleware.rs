@@ -1,0 +1,214 @@
+//! The middleware through tower: claims in extensions, optional mode, store failures
+//! (fail closed, timeouts, fail open), gRPC rejections, a custom rejection.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tower::{service_fn, ServiceBuilder, ServiceExt};
+use tower_jwt_auth::reject::RejectBody;
+use tower_jwt_auth::store::{NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus};
+use tower_jwt_auth::{AuthError, Claims, Issuer, JwtAuthLayer, MemoryStore, SigningKey, StoreError};
+
+/// A store whose revocation check fails, or hangs.
+#[derive(Clone, Copy)]
+enum Broken {
+    Fails,
+    Hangs,
+}
+
+impl Store for Broken {
+    async fn check(&self, _: TokenRef<'_>) -> Result<TokenStatus, StoreError> {
+        match self {
+            Broken::Fails => Err(StoreError::new("connection refused")),
+            Broken::Hangs => std::future::pending().await,
+        }
+    }
+    fn create_session(&self, _: NewSession<'_>) -> impl Future<Output = Result<SessionInfo, StoreError>> + Send {
+        std::future::ready(Err(StoreError::new("down")))
+    }
+    fn rotate(&self, _: Rotation<'_>) -> impl Future<Output = Result<RotateOutcome, StoreError>> + Send {
+        std::future::ready(Err(StoreError::new("down")))
+    }
+    fn deny_token(&self, _: &str, _: &str, _: u64) -> impl Future<Output = Result<(), StoreError>> + Send {
+        std::future::ready(Err(StoreError::new("down")))
+    }
+    fn revoke_session(&self, _: &str, _: &str, _: Duration) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        std::future::ready(Err(StoreError::new("down")))
+    }
+    fn revoke_all(&self, _: &str, _: Duration) -> impl Future<Output = Result<(), StoreError>> + Send {
+        std::future::ready(Err(StoreError::new("down")))
+    }
+    fn sessions(&self, _: &str) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
+        std::future::ready(Err(StoreError::new("down")))
+    }
+}
+
+fn issuer() -> Issuer {
+    static KEY: std::sync::OnceLock<SigningKey> = std::sync::OnceLock::new();
+    Issuer::new(KEY.get_or_init(|| SigningKey::generate().unwrap()).clone())
+}
+
+async fn echo(req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let who = req.extensions().get::<Claims>().map_or("anonymous".to_owned(), |c| c.sub.clone());
+    Ok(Response::new(Full::new(Bytes::from(who))))
+}
+
+fn request(token: Option<&str>, grpc: bool) -> Request<Full<Bytes>> {
+    let mut b = Request::builder().uri("/x");
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    if grpc {
+        b = b.header("content-type", "application/grpc");
+    }
+    b.body(Full::new(Bytes::new())).unwrap()
+}
+
+async fn body<B: http_body::Body>(r: Response<B>) -> String
+where
+    B::Error: std::fmt::Debug,
+{
+    String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn valid_token_reaches_the_service_with_claims() {
+    let issuer = issuer();
+    let svc = ServiceBuilder::new()
+        .layer(JwtAuthLayer::new(issuer.validation(), Arc::new(MemoryStore::new())))
+        .service_fn(echo);
+    let token = issuer.issue_plain("alice", "s").unwrap().token;
+    let r = svc.clone().oneshot(request(Some(&token), false)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body(r).await, "alice");
+    let r = svc.oneshot(request(None, false)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn optional_mode_lets_anonymous_requests_through_but_not_bad_tokens() {
+    let issuer = issuer();
+    let svc = ServiceBuilder::new()
+        .layer(JwtAuthLayer::new(issuer.validation(), Arc::new(MemoryStore::new())).optional())
+        .service_fn(echo);
+    let r = svc.clone().oneshot(request(None, false)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body(r).await, "anonymous");
+    let token = issuer.issue_plain("alice", "s").unwrap().token;
+    assert_eq!(body(svc.clone().oneshot(request(Some(&token), false)).await.unwrap()).await, "alice");
+    let r = svc.oneshot(request(Some("not-a-token"), false)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn revoked_tokens_are_refused() {
+    let issuer = issuer();
+    let store = Arc::new(MemoryStore::new());
+    let svc = ServiceBuilder::new().layer(JwtAuthLayer::new(issuer.validation(), store.clone())).service_fn(echo);
+    let t = issuer.issue_plain("alice", "s").unwrap();
+    store.deny_token("alice", &t.jti, t.expires_at + 60).await.unwrap();
+    let r = svc.oneshot(request(Some(&t.token), false)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("error=\"invalid_token\"") && challenge.contains("token revoked"), "{challenge}");
+}
+
+#[tokio::test]
+async fn store_failure_fails_closed_with_503_and_grpc_14() {
+    let issuer = issuer();
+    let svc = ServiceBuilder::new()
+        .layer(JwtAuthLayer::new(issuer.validation(), Arc::new(Broken::Fails)))
+        .service_fn(echo);
+    let token = issuer.issue_plain("alice", "s").unwrap().token;
+    let r = svc.clone().oneshot(request(Some(&token), false)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert!(r.headers().get("www-authenticate").is_none(), "not an auth failure: clients must not refresh");
+    let json: serde_json::Value = serde_json::from_str(&body(r).await).unwrap();
+    assert_eq!(json["error"], "temporarily_unavailable");
+
+    let r = svc.clone().oneshot(request(Some(&token), true)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "gRPC: trailers-only response");
+    assert_eq!(r.headers()["grpc-status"], "14");
+    assert_eq!(r.headers()["content-type"], "application/grpc");
+    // A bad token never reaches the broken store: still a clean 401 / 16.
+    let r = svc.clone().oneshot(request(Some("x.y.z"), true)).await.unwrap();
+    assert_eq!(r.headers()["grpc-status"], "16");
+    assert_eq!(r.headers()["grpc-message"], "malformed token");
+}
+
+#[tokio::test]
+async fn a_hanging_store_times_out_into_503() {
+    let issuer = issuer();
+    let svc = ServiceBuilder::new()
+        .layer(JwtAuthLayer::new(issuer.validation(), Arc::new(Broken::Hangs)).store_timeout(Duration::from_millis(200)))
+        .service_fn(echo);
+    let token = issuer.issue_plain("alice", "s").unwrap().token;
+    let start = Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(5), svc.oneshot(request(Some(&token), false)))
+        .await
+        .expect("the middleware must not hang")
+        .unwrap();
+    let took = start.elapsed();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(took >= Duration::from_millis(190) && took < Duration::from_millis(1500), "{took:?}");
+}
+
+#[tokio::test]
+async fn fail_open_is_an_explicit_choice() {
+    let issuer = issuer();
+    let svc = ServiceBuilder::new()
+        .layer(JwtAuthLayer::new(issuer.validation(), Arc::new(Broken::Fails)).fail_open(true))
+        .service_fn(echo);
+    let token = issuer.issue_plain("alice", "s").unwrap().token;
+    let r = svc.clone().oneshot(request(Some(&token), false)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body(r).await, "alice");
+    // Fail-open never waives verification.
+    let r = svc.oneshot(request(Some("x.y.z"), false)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn realm_and_custom_rejection() {
+    let issuer = issuer();
+    let layer = JwtAuthLayer::new(issuer.validation(), Arc::new(MemoryStore::new()));
+    let svc = ServiceBuilder::new().layer(layer.clone().realm("api \"v1\"")).service_fn(echo);
+    let r = svc.oneshot(request(Some("x.y.z"), false)).await.unwrap();
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer realm=\"api v1\", error=\"invalid_token\", error_description=\"malformed token\""
+    );
+
+    let custom = |e: AuthError, _: &HeaderMap| -> Response<RejectBody> {
+        let mut r = Response::new(Full::new(Bytes::from(format!("nope: {e}"))));
+        *r.status_mut() = StatusCode::IM_A_TEAPOT;
+        r
+    };
+    let svc = ServiceBuilder::new().layer(layer.rejection(custom)).service_fn(echo);
+    let r = svc.oneshot(request(None, false)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::IM_A_TEAPOT);
+    assert_eq!(body(r).await, "nope: authentication required");
+}
+
+#[tokio::test]
+async fn app_claims_are_typed() {
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    struct App {
+        role: String,
+    }
+    let issuer = issuer();
+    let token = issuer.issue("alice", "s", &App { role: "admin".into() }).unwrap().token;
+    let svc = ServiceBuilder::new()
+        .layer(JwtAuthLayer::new(issuer.validation(), Arc::new(MemoryStore::new())).claims::<App>())
+        .service(service_fn(|req: Request<Full<Bytes>>| async move {
+            let role = req.extensions().get::<Claims<App>>().unwrap().extra.role.clone();
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(role))))
+        }));
+    assert_eq!(body(svc.oneshot(request(Some(&token), false)).await.unwrap()).await, "admin");
+}
