@@ -155,6 +155,23 @@ pub(crate) struct Inner<St, P> {
     pub(crate) cookie: Option<crate::refresh::CookieConfig>,
 }
 
+impl<St, P: Clone> Clone for Inner<St, P> {
+    fn clone(&self) -> Self {
+        Inner {
+            issuer: self.issuer.clone(),
+            validation: self.validation.clone(),
+            store: self.store.clone(),
+            secrets: self.secrets.clone(),
+            provider: self.provider.clone(),
+            absolute: self.absolute,
+            idle: self.idle,
+            grace: self.grace,
+            leeway: self.leeway,
+            cookie: self.cookie.clone(),
+        }
+    }
+}
+
 impl<St, P> Clone for Sessions<St, P> {
     fn clone(&self) -> Self {
         Sessions {
@@ -258,7 +275,9 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
     pub fn cookie(self, cookie: Option<crate::refresh::CookieConfig>) -> Self {
         self.map(|i| i.cookie = cookie)
     }
+}
 
+impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
     /// The issuer.
     pub fn issuer(&self) -> &Issuer {
         &self.inner.issuer
