@@ -49,17 +49,27 @@ fn report(name: &str, ours: f64, baseline_name: &str, baseline: f64) {
 
 fn main() {
     let budget = Duration::from_millis(
-        std::env::var("BENCH_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1500),
+        std::env::var("BENCH_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1500),
     );
     let key = SigningKey::generate().unwrap();
     let issuer = Issuer::new(key.clone());
     let validation: Validation = issuer.validation();
     let token = issuer.issue_plain("alice", "sid-1").unwrap().token;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
 
     // Verify.
     let ours = measure(budget, || {
-        black_box(validation.verify::<tower_jwt_auth::NoClaims>(black_box(&token), now).unwrap());
+        black_box(
+            validation
+                .verify::<tower_jwt_auth::NoClaims>(black_box(&token), now)
+                .unwrap(),
+        );
     });
     let jwk = key.verifying_key().jwk().clone();
     let mut jv = jsonwebtoken::Validation::new(Algorithm::RS256);
@@ -74,7 +84,12 @@ fn main() {
     let baseline_cached_key = measure(budget, || {
         black_box(jsonwebtoken::decode::<serde_json::Value>(black_box(&token), &dk, &jv).unwrap());
     });
-    report("verify (ours)", ours, "jsonwebtoken::decode, key reused", baseline_cached_key);
+    report(
+        "verify (ours)",
+        ours,
+        "jsonwebtoken::decode, key reused",
+        baseline_cached_key,
+    );
 
     // Sign.
     let ours = measure(budget, || {
@@ -96,17 +111,28 @@ fn main() {
     report("sign (ours)", ours, "jsonwebtoken::encode, key reused", baseline);
 
     // Middleware round trip (tower oneshot, no network).
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let inner = service_fn(|req: Request<String>| async move {
         black_box(req.extensions().get::<Claims>());
         Ok::<_, Infallible>(Response::new(String::new()))
     });
     let mut bare = inner;
     let mut authed = ServiceBuilder::new()
-        .layer(JwtAuthLayer::new(validation.clone(), Arc::new(MemoryStore::new())))
+        .layer(JwtAuthLayer::new(
+            validation.clone(),
+            Arc::new(MemoryStore::new()),
+        ))
         .service(inner);
     let bearer = format!("Bearer {token}");
-    let request = || Request::builder().header("authorization", bearer.as_str()).body(String::new()).unwrap();
+    let request = || {
+        Request::builder()
+            .header("authorization", bearer.as_str())
+            .body(String::new())
+            .unwrap()
+    };
     let baseline = measure(budget, || {
         rt.block_on(async { black_box(bare.ready().await.unwrap().call(request()).await.unwrap()) });
     });
@@ -130,5 +156,9 @@ fn main() {
 fn base64_lines(der: &[u8]) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join("\n")
+    b64.as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
 }

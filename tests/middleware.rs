@@ -28,7 +28,10 @@ impl Store for Broken {
             Broken::Hangs => std::future::pending().await,
         }
     }
-    fn create_session(&self, _: NewSession<'_>) -> impl Future<Output = Result<SessionInfo, StoreError>> + Send {
+    fn create_session(
+        &self,
+        _: NewSession<'_>,
+    ) -> impl Future<Output = Result<SessionInfo, StoreError>> + Send {
         std::future::ready(Err(StoreError::new("down")))
     }
     fn rotate(&self, _: Rotation<'_>) -> impl Future<Output = Result<RotateOutcome, StoreError>> + Send {
@@ -37,7 +40,12 @@ impl Store for Broken {
     fn deny_token(&self, _: &str, _: &str, _: u64) -> impl Future<Output = Result<(), StoreError>> + Send {
         std::future::ready(Err(StoreError::new("down")))
     }
-    fn revoke_session(&self, _: &str, _: &str, _: Duration) -> impl Future<Output = Result<bool, StoreError>> + Send {
+    fn revoke_session(
+        &self,
+        _: &str,
+        _: &str,
+        _: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         std::future::ready(Err(StoreError::new("down")))
     }
     fn revoke_all(&self, _: &str, _: Duration) -> impl Future<Output = Result<(), StoreError>> + Send {
@@ -54,7 +62,10 @@ fn issuer() -> Issuer {
 }
 
 async fn echo(req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let who = req.extensions().get::<Claims>().map_or("anonymous".to_owned(), |c| c.sub.clone());
+    let who = req
+        .extensions()
+        .get::<Claims>()
+        .map_or("anonymous".to_owned(), |c| c.sub.clone());
     Ok(Response::new(Full::new(Bytes::from(who))))
 }
 
@@ -80,7 +91,10 @@ where
 async fn valid_token_reaches_the_service_with_claims() {
     let issuer = issuer();
     let svc = ServiceBuilder::new()
-        .layer(JwtAuthLayer::new(issuer.validation(), Arc::new(MemoryStore::new())))
+        .layer(JwtAuthLayer::new(
+            issuer.validation(),
+            Arc::new(MemoryStore::new()),
+        ))
         .service_fn(echo);
     let token = issuer.issue_plain("alice", "s").unwrap().token;
     let r = svc.clone().oneshot(request(Some(&token), false)).await.unwrap();
@@ -100,7 +114,10 @@ async fn optional_mode_lets_anonymous_requests_through_but_not_bad_tokens() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(body(r).await, "anonymous");
     let token = issuer.issue_plain("alice", "s").unwrap().token;
-    assert_eq!(body(svc.clone().oneshot(request(Some(&token), false)).await.unwrap()).await, "alice");
+    assert_eq!(
+        body(svc.clone().oneshot(request(Some(&token), false)).await.unwrap()).await,
+        "alice"
+    );
     let r = svc.oneshot(request(Some("not-a-token"), false)).await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
@@ -109,13 +126,21 @@ async fn optional_mode_lets_anonymous_requests_through_but_not_bad_tokens() {
 async fn revoked_tokens_are_refused() {
     let issuer = issuer();
     let store = Arc::new(MemoryStore::new());
-    let svc = ServiceBuilder::new().layer(JwtAuthLayer::new(issuer.validation(), store.clone())).service_fn(echo);
+    let svc = ServiceBuilder::new()
+        .layer(JwtAuthLayer::new(issuer.validation(), store.clone()))
+        .service_fn(echo);
     let t = issuer.issue_plain("alice", "s").unwrap();
-    store.deny_token("alice", &t.jti, t.expires_at + 60).await.unwrap();
+    store
+        .deny_token("alice", &t.jti, t.expires_at + 60)
+        .await
+        .unwrap();
     let r = svc.oneshot(request(Some(&t.token), false)).await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let challenge = r.headers()["www-authenticate"].to_str().unwrap();
-    assert!(challenge.contains("error=\"invalid_token\"") && challenge.contains("token revoked"), "{challenge}");
+    assert!(
+        challenge.contains("error=\"invalid_token\"") && challenge.contains("token revoked"),
+        "{challenge}"
+    );
 }
 
 #[tokio::test]
@@ -128,7 +153,10 @@ async fn store_failure_fails_closed_with_503_and_grpc_14() {
     let r = svc.clone().oneshot(request(Some(&token), false)).await.unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.headers()["retry-after"], "1");
-    assert!(r.headers().get("www-authenticate").is_none(), "not an auth failure: clients must not refresh");
+    assert!(
+        r.headers().get("www-authenticate").is_none(),
+        "not an auth failure: clients must not refresh"
+    );
     let json: serde_json::Value = serde_json::from_str(&body(r).await).unwrap();
     assert_eq!(json["error"], "temporarily_unavailable");
 
@@ -146,7 +174,10 @@ async fn store_failure_fails_closed_with_503_and_grpc_14() {
 async fn a_hanging_store_times_out_into_503() {
     let issuer = issuer();
     let svc = ServiceBuilder::new()
-        .layer(JwtAuthLayer::new(issuer.validation(), Arc::new(Broken::Hangs)).store_timeout(Duration::from_millis(200)))
+        .layer(
+            JwtAuthLayer::new(issuer.validation(), Arc::new(Broken::Hangs))
+                .store_timeout(Duration::from_millis(200)),
+        )
         .service_fn(echo);
     let token = issuer.issue_plain("alice", "s").unwrap().token;
     let start = Instant::now();
@@ -156,7 +187,10 @@ async fn a_hanging_store_times_out_into_503() {
         .unwrap();
     let took = start.elapsed();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(took >= Duration::from_millis(190) && took < Duration::from_millis(1500), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(190) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
 }
 
 #[tokio::test]
@@ -178,7 +212,9 @@ async fn fail_open_is_an_explicit_choice() {
 async fn realm_and_custom_rejection() {
     let issuer = issuer();
     let layer = JwtAuthLayer::new(issuer.validation(), Arc::new(MemoryStore::new()));
-    let svc = ServiceBuilder::new().layer(layer.clone().realm("api \"v1\"")).service_fn(echo);
+    let svc = ServiceBuilder::new()
+        .layer(layer.clone().realm("api \"v1\""))
+        .service_fn(echo);
     let r = svc.oneshot(request(Some("x.y.z"), false)).await.unwrap();
     assert_eq!(
         r.headers()["www-authenticate"],
@@ -190,7 +226,9 @@ async fn realm_and_custom_rejection() {
         *r.status_mut() = StatusCode::IM_A_TEAPOT;
         r
     };
-    let svc = ServiceBuilder::new().layer(layer.rejection(custom)).service_fn(echo);
+    let svc = ServiceBuilder::new()
+        .layer(layer.rejection(custom))
+        .service_fn(echo);
     let r = svc.oneshot(request(None, false)).await.unwrap();
     assert_eq!(r.status(), StatusCode::IM_A_TEAPOT);
     assert_eq!(body(r).await, "nope: authentication required");
@@ -203,12 +241,18 @@ async fn app_claims_are_typed() {
         role: String,
     }
     let issuer = issuer();
-    let token = issuer.issue("alice", "s", &App { role: "admin".into() }).unwrap().token;
+    let token = issuer
+        .issue("alice", "s", &App { role: "admin".into() })
+        .unwrap()
+        .token;
     let svc = ServiceBuilder::new()
         .layer(JwtAuthLayer::new(issuer.validation(), Arc::new(MemoryStore::new())).claims::<App>())
         .service(service_fn(|req: Request<Full<Bytes>>| async move {
             let role = req.extensions().get::<Claims<App>>().unwrap().extra.role.clone();
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(role))))
         }));
-    assert_eq!(body(svc.oneshot(request(Some(&token), false)).await.unwrap()).await, "admin");
+    assert_eq!(
+        body(svc.oneshot(request(Some(&token), false)).await.unwrap()).await,
+        "admin"
+    );
 }

@@ -1,0 +1,521 @@
+//! End to end: the demo server (`examples/axum.rs`) driven over HTTP with reqwest.
+
+#[path = "support/example.rs"]
+mod example;
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, SET_COOKIE, WWW_AUTHENTICATE};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{json, Value};
+
+struct Demo {
+    _server: example::Example,
+    base: String,
+    http: Client,
+}
+
+impl Demo {
+    async fn start(env: &[(&str, &str)]) -> Demo {
+        let server = example::Example::start("axum", env).await;
+        let base = format!("http://{}", server.addr());
+        Demo {
+            _server: server,
+            base,
+            http: Client::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn login(&self, user: &str, password: &str) -> Response {
+        self.http
+            .post(self.url("/auth/login"))
+            .json(&json!({"username": user, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Logs in and returns (access token, refresh token).
+    async fn pair(&self, user: &str, password: &str) -> (String, String) {
+        let r = self.login(user, password).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        (
+            body["access_token"].as_str().unwrap().into(),
+            body["refresh_token"].as_str().unwrap().into(),
+        )
+    }
+
+    async fn me(&self, access: &str) -> Response {
+        self.http
+            .get(self.url("/me"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn refresh_json(&self, refresh: &str) -> Response {
+        self.http
+            .post(self.url("/auth/refresh"))
+            .json(&json!({"refresh_token": refresh}))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+async fn error_of(r: Response) -> String {
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error_description"].is_string(), "{body}");
+    body["error"].as_str().unwrap().to_owned()
+}
+
+fn set_cookie(r: &Response) -> String {
+    r.headers()
+        .get(SET_COOKIE)
+        .expect("Set-Cookie")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The `refresh_token=…` pair of a Set-Cookie header.
+fn cookie_pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn login_me_and_rejections() {
+    let demo = Demo::start(&[]).await;
+    let health = demo.http.get(demo.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+
+    let r = demo.login("alice", "wonderland").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let cookie = set_cookie(&r);
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/auth"] {
+        assert!(cookie.contains(attr), "{cookie} lacks {attr}");
+    }
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 900);
+    let access = body["access_token"].as_str().unwrap();
+    assert!(body["refresh_token"].as_str().unwrap().starts_with("rt1."));
+    assert_eq!(
+        cookie_pair(&cookie),
+        format!("refresh_token={}", body["refresh_token"].as_str().unwrap())
+    );
+
+    let me = demo.me(access).await;
+    assert_eq!(me.status(), StatusCode::OK);
+    let claims: Value = me.json().await.unwrap();
+    assert_eq!(
+        (claims["sub"].as_str(), claims["role"].as_str()),
+        (Some("alice"), Some("admin"))
+    );
+    assert_eq!(claims["email"], "alice@example.com");
+
+    // Bad credentials, bad bodies.
+    let r = demo.login("alice", "wrong").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_of(r).await, "invalid_credentials");
+    let r = demo.login("mallory", "wonderland").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = demo
+        .http
+        .post(demo.url("/auth/login"))
+        .header(CONTENT_TYPE, "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = demo
+        .http
+        .post(demo.url("/auth/login"))
+        .body("alice:wonderland")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // No token: a bare challenge.
+    let r = demo.http.get(demo.url("/me")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()[WWW_AUTHENTICATE], "Bearer");
+    assert_eq!(error_of(r).await, "unauthorized");
+    // A bad token: invalid_token, fixed description, never the token.
+    let tampered = format!("{}x", access);
+    let r = demo.me(&tampered).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let challenge = r.headers()[WWW_AUTHENTICATE].to_str().unwrap().to_owned();
+    assert!(
+        challenge.starts_with("Bearer error=\"invalid_token\", error_description=\""),
+        "{challenge}"
+    );
+    assert!(!challenge.contains(&access[..20]));
+    assert_eq!(error_of(r).await, "invalid_token");
+    // A refresh token is not an access token.
+    let refresh = body["refresh_token"].as_str().unwrap();
+    assert_eq!(demo.me(refresh).await.status(), StatusCode::UNAUTHORIZED);
+    // Malformed requests: 400 invalid_request.
+    let r = demo
+        .http
+        .get(demo.url("/me"))
+        .header(AUTHORIZATION, format!("Bearer {access}"))
+        .header(AUTHORIZATION, format!("Bearer {access}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers()[WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .contains("error=\"invalid_request\""));
+    assert_eq!(error_of(r).await, "invalid_request");
+    let r = demo
+        .http
+        .get(demo.url(&format!("/me?access_token={access}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // JWKS names the key the token was signed with.
+    let jwks: Value = demo
+        .http
+        .get(demo.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header: Value = serde_json::from_slice(&b64url(access.split('.').next().unwrap())).unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], header["kid"]);
+    assert_eq!(jwks["keys"][0]["kty"], "RSA");
+    assert!(jwks["keys"][0].get("d").is_none(), "no private material");
+}
+
+fn b64url(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn refresh_by_json_form_and_cookie() {
+    let demo = Demo::start(&[]).await;
+    let (_, refresh) = demo.pair("bob", "builder").await;
+
+    // JSON.
+    let r = demo.refresh_json(&refresh).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let body: Value = r.json().await.unwrap();
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        demo.me(body["access_token"].as_str().unwrap()).await.status(),
+        StatusCode::OK
+    );
+
+    // RFC 6749 form.
+    let r = demo
+        .http
+        .post(demo.url("/auth/refresh"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+
+    // Cookie only, no body.
+    let r = demo
+        .http
+        .post(demo.url("/auth/refresh"))
+        .header(COOKIE, format!("theme=dark; refresh_token={refresh}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let next_cookie = cookie_pair(&set_cookie(&r));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        next_cookie,
+        format!("refresh_token={}", body["refresh_token"].as_str().unwrap())
+    );
+    assert_eq!(
+        demo.me(body["access_token"].as_str().unwrap()).await.status(),
+        StatusCode::OK
+    );
+    // The rotated cookie works in turn.
+    let r = demo
+        .http
+        .post(demo.url("/auth/refresh"))
+        .header(COOKIE, next_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn refresh_errors_have_the_right_status_and_code() {
+    let demo = Demo::start(&[]).await;
+    let (_, refresh) = demo.pair("alice", "wonderland").await;
+    let url = demo.url("/auth/refresh");
+
+    // 400 invalid_grant for garbage and forgeries, and the dead cookie is cleared.
+    let r = demo
+        .refresh_json("rt1.k1.616c696365.c2lk.0.AAAAAAAAAAAAAAAAAAAAAA")
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(set_cookie(&r).contains("Max-Age=0"));
+    assert_eq!(error_of(r).await, "invalid_grant");
+    let forged = refresh.replacen(".0.", ".7.", 1);
+    let r = demo.refresh_json(&forged).await;
+    assert_eq!(error_of(r).await, "invalid_grant");
+
+    // 400 invalid_request: nothing sent, form without grant_type, two different tokens.
+    let r = demo.http.post(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(r).await, "invalid_request");
+    let r = demo
+        .http
+        .post(&url)
+        .form(&[("refresh_token", refresh.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(r).await, "invalid_request");
+    let r = demo
+        .http
+        .post(&url)
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "a"),
+            ("refresh_token", "b"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, "invalid_request");
+    let r = demo
+        .http
+        .post(&url)
+        .header(COOKIE, "refresh_token=other")
+        .json(&json!({"refresh_token": refresh}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, "invalid_request");
+    let r = demo
+        .http
+        .post(&url)
+        .header(CONTENT_TYPE, "application/json")
+        .body("[1,2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(r).await, "invalid_request");
+    // 400 unsupported_grant_type.
+    let r = demo
+        .http
+        .post(&url)
+        .form(&[("grant_type", "password"), ("username", "alice")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(r).await, "unsupported_grant_type");
+    // 405 with Allow.
+    let r = demo.http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers()["allow"], "POST");
+    // 413, declared or streamed without a length. (Twice the limit: small enough that the
+    // client finishes writing before the server answers and closes.)
+    let big = "x".repeat(8 * 1024);
+    let r = demo
+        .http
+        .post(&url)
+        .header(CONTENT_TYPE, "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let stream = futures_stream(big);
+    let r = demo
+        .http
+        .post(&url)
+        .header(CONTENT_TYPE, "application/json")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // 415.
+    let r = demo
+        .http
+        .post(&url)
+        .header(CONTENT_TYPE, "text/plain")
+        .body(refresh.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // None of that hurt the session.
+    assert_eq!(demo.refresh_json(&refresh).await.status(), StatusCode::OK);
+}
+
+fn futures_stream(body: String) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.into_bytes().chunks(1024).map(|c| Ok(c.to_vec())).collect();
+    futures_util::stream::iter(chunks)
+}
+
+#[tokio::test]
+async fn grace_window_and_reuse_detection_over_http() {
+    // Default grace (10 s): a retry with the previous token gets the current one.
+    let demo = Demo::start(&[]).await;
+    let (_, first) = demo.pair("alice", "wonderland").await;
+    let second: Value = demo.refresh_json(&first).await.json().await.unwrap();
+    let retry = demo.refresh_json(&first).await;
+    assert_eq!(retry.status(), StatusCode::OK);
+    let retry: Value = retry.json().await.unwrap();
+    assert_eq!(retry["refresh_token"], second["refresh_token"]);
+
+    // Grace off: replaying the old token revokes the session and its access tokens.
+    let strict = Demo::start(&[("REFRESH_GRACE_SECS", "0")]).await;
+    let (_, first) = strict.pair("alice", "wonderland").await;
+    let second: Value = strict.refresh_json(&first).await.json().await.unwrap();
+    let access = second["access_token"].as_str().unwrap();
+    assert_eq!(strict.me(access).await.status(), StatusCode::OK);
+    let replay = strict.refresh_json(&first).await;
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(replay).await, "invalid_grant");
+    assert_eq!(strict.me(access).await.status(), StatusCode::UNAUTHORIZED);
+    let r = strict
+        .refresh_json(second["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(error_of(r).await, "invalid_grant");
+}
+
+#[tokio::test]
+async fn logout_and_logout_everywhere() {
+    let demo = Demo::start(&[]).await;
+    let (a_access, a_refresh) = demo.pair("alice", "wonderland").await;
+    let (b_access, b_refresh) = demo.pair("alice", "wonderland").await;
+    let (bob_access, _) = demo.pair("bob", "builder").await;
+
+    // The user sees both sessions and can end one by id.
+    let list: Value = demo
+        .http
+        .get(demo.url("/me/sessions"))
+        .bearer_auth(&a_access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 2, "{list}");
+
+    // Logout: cookie + bearer.
+    let r = demo
+        .http
+        .post(demo.url("/auth/logout"))
+        .bearer_auth(&a_access)
+        .header(COOKIE, format!("refresh_token={a_refresh}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(set_cookie(&r).contains("Max-Age=0"));
+    assert_eq!(demo.me(&a_access).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        error_of(demo.refresh_json(&a_refresh).await).await,
+        "invalid_grant"
+    );
+    assert_eq!(
+        demo.me(&b_access).await.status(),
+        StatusCode::OK,
+        "only that session"
+    );
+    let r = demo.http.post(demo.url("/auth/logout")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Logout everywhere needs a valid bearer token.
+    let r = demo.http.post(demo.url("/auth/logout-all")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()[WWW_AUTHENTICATE], "Bearer");
+    let r = demo
+        .http
+        .post(demo.url("/auth/logout-all"))
+        .bearer_auth(&a_access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "a revoked token cannot log out everywhere"
+    );
+    let r = demo
+        .http
+        .post(demo.url("/auth/logout-all"))
+        .bearer_auth(&b_access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(demo.me(&b_access).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        error_of(demo.refresh_json(&b_refresh).await).await,
+        "invalid_grant"
+    );
+    assert_eq!(
+        demo.me(&bob_access).await.status(),
+        StatusCode::OK,
+        "other users untouched"
+    );
+}
+
+#[tokio::test]
+async fn settings_from_the_environment() {
+    let demo = Demo::start(&[
+        ("ACCESS_TTL_SECS", "120"),
+        ("JWT_ISSUER", "https://demo.test"),
+        ("JWT_AUDIENCE", "demo-api"),
+        ("REFRESH_TOKEN_SECRET", "0123456789abcdef0123456789abcdef-demo"),
+    ])
+    .await;
+    let r = demo.login("alice", "wonderland").await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["expires_in"], 120);
+    assert!(body["refresh_token"].as_str().unwrap().starts_with("rt1.k1."));
+    let claims: Value = demo
+        .me(body["access_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(claims["iss"], "https://demo.test");
+    assert_eq!(claims["aud"], "demo-api");
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        120
+    );
+}
