@@ -95,11 +95,7 @@ fn main() {
     let ours = measure(budget, || {
         black_box(issuer.issue_plain("alice", "sid-1").unwrap());
     });
-    let pkcs8 = key.to_pkcs8_der().unwrap();
-    let pem = format!(
-        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        base64_lines(&pkcs8)
-    );
+    let pem = key.to_pkcs8_pem().unwrap();
     let ek = EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
     let mut header = Header::new(Algorithm::RS256);
     header.typ = Some("at+jwt".into());
@@ -151,14 +147,4 @@ fn main() {
         baseline / 1000.0,
         (ours - baseline) / 1000.0
     );
-}
-
-fn base64_lines(der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    b64.as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect::<Vec<_>>()
-        .join("\n")
 }

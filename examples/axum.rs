@@ -5,9 +5,11 @@
 //! REDIS_URL, ACCESS_TTL_SECS, REFRESH_TTL_SECS, REFRESH_GRACE_SECS, JWT_ISSUER, JWT_AUDIENCE.
 //! Demo users: alice / wonderland, bob / builder.
 
+#[path = "support/settings.rs"]
+mod settings;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::Path;
@@ -17,7 +19,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tower_jwt_auth::store::Store;
-use tower_jwt_auth::{Claims, Issuer, JwtAuthLayer, MemoryStore, RefreshSecrets, Sessions, SigningKey};
+use tower_jwt_auth::{Claims, Issuer, JwtAuthLayer, MemoryStore, RefreshSecrets, Sessions};
 
 /// The application's own claims, carried in every access token.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -55,21 +57,6 @@ struct Login {
     password: String,
 }
 
-fn env_secs(name: &str) -> Result<Option<Duration>, String> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse::<u64>()
-            .map(|s| Some(Duration::from_secs(s)))
-            .map_err(|_| format!("{name} must be a whole number of seconds, got {v:?}")),
-        _ => Ok(None),
-    }
-}
-
-fn env_string(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 fn json_error(status: StatusCode, error: &str, description: &str) -> Response {
     let body = serde_json::json!({"error": error, "error_description": description});
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
@@ -77,12 +64,7 @@ fn json_error(status: StatusCode, error: &str, description: &str) -> Response {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_jwt_auth=info".into()),
-        )
-        .init();
+    settings::init_tracing();
     if let Err(e) = run().await {
         eprintln!("error: {e}");
         std::process::exit(1);
@@ -90,17 +72,11 @@ async fn main() {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let bind: SocketAddr = env_string("BIND")
-        .unwrap_or_else(|| "127.0.0.1:3000".into())
-        .parse()?;
-    let key = match SigningKey::from_env()? {
-        Some(key) => key,
-        None => {
-            tracing::warn!(
-                "JWT_PRIVATE_KEY not set: using an ephemeral RSA key; tokens die with this process"
-            );
-            SigningKey::generate()?
-        }
+    let settings = settings::load("127.0.0.1:3000")?;
+    let Some(issuer) = settings.issuer else {
+        return Err(
+            "the demo mints tokens: set JWT_PRIVATE_KEY (or neither key, for an ephemeral one)".into(),
+        );
     };
     let secrets = match RefreshSecrets::from_env()? {
         Some(s) => s,
@@ -109,45 +85,21 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             RefreshSecrets::generate()
         }
     };
-    let mut issuer = Issuer::new(key);
-    if let Some(ttl) = env_secs("ACCESS_TTL_SECS")? {
-        issuer = issuer.access_ttl(ttl);
-    }
-    if let Some(iss) = env_string("JWT_ISSUER") {
-        issuer = issuer.issuer(iss);
-    }
-    if let Some(aud) = env_string("JWT_AUDIENCE") {
-        issuer = issuer.audience(aud);
-    }
-    match env_string("REDIS_URL") {
-        Some(url) => serve_with_redis(bind, issuer, secrets, &url).await,
+    match settings.redis_url {
+        Some(url) => {
+            serve(
+                settings.bind,
+                issuer,
+                secrets,
+                Arc::new(settings::redis_store(&url).await?),
+            )
+            .await
+        }
         None => {
             tracing::warn!("REDIS_URL not set: using the in-memory store (one process only)");
-            serve(bind, issuer, secrets, Arc::new(MemoryStore::new())).await
+            serve(settings.bind, issuer, secrets, Arc::new(MemoryStore::new())).await
         }
     }
-}
-
-#[cfg(feature = "redis")]
-async fn serve_with_redis(
-    bind: SocketAddr,
-    issuer: Issuer,
-    secrets: RefreshSecrets,
-    url: &str,
-) -> Result<(), Box<dyn std::error::Error>> {
-    // PENDING(redis store): wired up when RedisStore lands.
-    let _ = (bind, issuer, secrets, url);
-    Err("Redis store not available yet".into())
-}
-
-#[cfg(not(feature = "redis"))]
-async fn serve_with_redis(
-    _: SocketAddr,
-    _: Issuer,
-    _: RefreshSecrets,
-    _: &str,
-) -> Result<(), Box<dyn std::error::Error>> {
-    Err("REDIS_URL is set but this build has no `redis` feature".into())
 }
 
 async fn serve<St: Store>(
@@ -158,10 +110,10 @@ async fn serve<St: Store>(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut sessions = Sessions::new(issuer, store.clone(), secrets)
         .claims_provider(|sub: String| async move { user_claims(&sub) });
-    if let Some(ttl) = env_secs("REFRESH_TTL_SECS")? {
+    if let Some(ttl) = settings::env_secs("REFRESH_TTL_SECS")? {
         sessions = sessions.absolute_lifetime(ttl);
     }
-    if let Some(grace) = env_secs("REFRESH_GRACE_SECS")? {
+    if let Some(grace) = settings::env_secs("REFRESH_GRACE_SECS")? {
         sessions = sessions.grace(grace);
     }
     let jwks = sessions.validation().keys().jwks();

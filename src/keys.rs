@@ -34,6 +34,8 @@ struct VerifyingInner {
     kid: String,
     modulus_len: usize,
     jwk: Jwk,
+    /// DER `RSAPublicKey`, for re-encoding.
+    pkcs1: Vec<u8>,
 }
 
 impl VerifyingKey {
@@ -85,6 +87,7 @@ impl VerifyingKey {
                 kid,
                 modulus_len,
                 jwk,
+                pkcs1: der.to_vec(),
             }),
         })
     }
@@ -97,6 +100,17 @@ impl VerifyingKey {
     /// This key as a JWK (`kty`, `n`, `e`, `kid`, `use: sig`, `alg: RS256`).
     pub fn jwk(&self) -> &Jwk {
         &self.inner.jwk
+    }
+
+    /// The public key as SPKI PEM (`-----BEGIN PUBLIC KEY-----`), the format
+    /// [`VerifyingKey::from_pem`] and `JWT_PUBLIC_KEY` accept.
+    pub fn to_spki_pem(&self) -> Result<String, KeyError> {
+        let public = aws_lc_rs::rsa::PublicKey::from_der(&self.inner.pkcs1)
+            .map_err(|e| KeyError(format!("invalid RSA public key: {e}")))?;
+        let spki = public
+            .as_der()
+            .map_err(|_| KeyError("cannot serialize key".into()))?;
+        Ok(pem("PUBLIC KEY", spki.as_ref()))
     }
 
     /// Signature length in bytes (the modulus length).
@@ -216,6 +230,12 @@ impl SigningKey {
             .map_err(|_| KeyError("cannot serialize key".into()))
     }
 
+    /// The private key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), the format
+    /// [`SigningKey::from_pem`] and `JWT_PRIVATE_KEY` accept.
+    pub fn to_pkcs8_pem(&self) -> Result<String, KeyError> {
+        Ok(pem("PRIVATE KEY", &self.to_pkcs8_der()?))
+    }
+
     /// Signs `payload` (JSON) under this key's header; returns the compact JWS.
     pub(crate) fn sign_payload(&self, payload: &[u8]) -> Result<String, KeyError> {
         self.sign_with_header(&self.inner.header_b64, payload)
@@ -295,6 +315,20 @@ impl From<VerifyingKey> for KeySet {
     fn from(key: VerifyingKey) -> Self {
         KeySet::new(key)
     }
+}
+
+/// PEM armour: base64 in 64-column lines between BEGIN/END lines.
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        // base64 output is ASCII, so every chunk is valid UTF-8.
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 /// Reads a PEM from the environment. Accepts literal `\n` escapes, since many deployment

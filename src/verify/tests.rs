@@ -450,3 +450,23 @@ fn issuer_and_audience_are_checked_when_configured() {
     c["aud"] = json!("api");
     assert!(check(c).is_ok());
 }
+
+#[test]
+fn pem_round_trip_keeps_the_kid() {
+    let pem = key().to_pkcs8_pem().unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+    assert_eq!(SigningKey::from_pem(pem.as_bytes()).unwrap().kid(), key().kid());
+    assert!(SigningKey::from_pem(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+    let public = key().verifying_key().to_spki_pem().unwrap();
+    assert!(public.starts_with("-----BEGIN PUBLIC KEY-----\n"));
+    assert_eq!(
+        crate::VerifyingKey::from_pem(public.as_bytes()).unwrap().kid(),
+        key().kid()
+    );
+    assert!(SigningKey::from_pem_pair(pem.as_bytes(), public.as_bytes()).is_ok());
+    let other = other_key().verifying_key().to_spki_pem().unwrap();
+    assert!(
+        SigningKey::from_pem_pair(pem.as_bytes(), other.as_bytes()).is_err(),
+        "mismatched pair"
+    );
+}
