@@ -80,6 +80,8 @@ pub use session::{
     ClaimsProvider, NoClaimsProvider, SessionError, Sessions, TokenPair, TokenResponse, DEFAULT_GRACE,
     DEFAULT_SESSION_LIFETIME, MAX_GRACE,
 };
+#[cfg(feature = "redis")]
+pub use store::RedisStore;
 pub use store::{MemoryStore, Store};
 pub use verify::{Validation, DEFAULT_ACCESS_TTL, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN};
 

@@ -112,9 +112,10 @@ pub fn print_ready_token(issuer: Option<&Issuer>) -> Result<(), Box<dyn Error>> 
 
 /// The Redis store for `REDIS_URL` (`redis://`, `rediss://`, `redis-cluster://`).
 #[cfg(feature = "redis")]
-pub async fn redis_store(url: &str) -> Result<tower_jwt_auth::MemoryStore, Box<dyn Error>> {
-    // PENDING(redis store)
-    Err(format!("Redis store not available yet for {url}").into())
+pub async fn redis_store(url: &str) -> Result<tower_jwt_auth::store::RedisStore, Box<dyn Error>> {
+    let store = tower_jwt_auth::store::RedisStore::connect(url).await?;
+    tracing::info!("using the Redis store");
+    Ok(store)
 }
 
 /// Without the `redis` feature there is no Redis store.

@@ -10,8 +10,12 @@ use std::time::Duration;
 use crate::error::StoreError;
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 pub use memory::{MemoryStore, DEFAULT_MAX_ENTRIES};
+#[cfg(feature = "redis")]
+pub use redis::{RedisStore, DEFAULT_PREFIX};
 
 /// What the middleware asks about a verified access token.
 #[derive(Clone, Copy, Debug)]

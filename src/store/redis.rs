@@ -1,0 +1,387 @@
+//! The Redis store, through `fred` (feature `redis`).
+//!
+//! Data model (DESIGN.md "Redis data model"): every key of one user shares the hash tag
+//! `{u:<hex(sub)>}`, so the scripts and the one-round-trip check work on Redis Cluster.
+//!
+//! | key | type | TTL |
+//! |---|---|---|
+//! | `tja:{u:…}:sess:<sid>` | hash: gen, status, created, abs_exp, idle, last_used, rotated_at, epoch | until the session would expire (tombstone when revoked) |
+//! | `tja:{u:…}:sessions` | zset sid → absolute expiry, for listing | the latest absolute expiry |
+//! | `tja:{u:…}:epoch` | logout-all counter | as long as any session may compare against it |
+//! | `tja:{u:…}:nbf` | not-before, seconds | access lifetime + leeway |
+//! | `tja:{u:…}:sidrev:<sid>` | revoked session marker | access lifetime + leeway |
+//! | `tja:{u:…}:deny:<jti>` | denylisted access token | its `exp` + leeway |
+//!
+//! State changes are Lua scripts (EVALSHA, reloaded on NOSCRIPT) reading the clock with
+//! `TIME`; the middleware's check is one `MGET`. No `KEYS`, no `SCAN`.
+
+use std::fmt;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fred::error::Error as RedisError;
+use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
+use fred::prelude::{Builder, Config, Expiration, FromValue, Pool, ReconnectPolicy};
+use fred::types::Value;
+
+use super::{NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus};
+use crate::clock::{ms, now_ms};
+use crate::error::StoreError;
+
+/// Default key prefix.
+pub const DEFAULT_PREFIX: &str = "tja";
+
+struct Script {
+    lua: &'static str,
+    sha: String,
+}
+
+impl Script {
+    fn new(lua: &'static str) -> Self {
+        Script {
+            lua,
+            sha: fred::util::sha1_hash(lua),
+        }
+    }
+}
+
+struct Scripts {
+    create: Script,
+    rotate: Script,
+    revoke: Script,
+    revoke_all: Script,
+    list: Script,
+    sessions: Script,
+}
+
+/// A [`Store`] on Redis, generic over the `fred` client: a [`fred::clients::Client`], a
+/// [`Pool`], or clients configured for Cluster, Sentinel or TLS.
+///
+/// Configure your own client with `max_command_attempts = 1` (as [`RedisStore::connect`]
+/// does): a rotation replayed by the client after a dropped connection would look like
+/// token reuse. A refresh retried by the *caller* is covered by the grace window.
+pub struct RedisStore<C = Pool> {
+    client: C,
+    prefix: Arc<str>,
+    scripts: Arc<Scripts>,
+}
+
+impl<C: Clone> Clone for RedisStore<C> {
+    fn clone(&self) -> Self {
+        RedisStore {
+            client: self.client.clone(),
+            prefix: self.prefix.clone(),
+            scripts: self.scripts.clone(),
+        }
+    }
+}
+
+impl<C> fmt::Debug for RedisStore<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn store_error(e: RedisError) -> StoreError {
+    StoreError::new(format!("redis: {e}"))
+}
+
+impl RedisStore<Pool> {
+    /// Connects to `url` (`redis://`, `rediss://` with a TLS feature of `fred`,
+    /// `redis-cluster://`, `redis-sentinel://`) with a small pool, reconnecting on its own
+    /// with backoff, failing commands fast while disconnected (callers answer 503), a
+    /// command timeout of `timeout`... and no command retries (see the type's docs).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, Duration::from_secs(1)).await
+    }
+
+    /// [`RedisStore::connect`] with an explicit command timeout.
+    pub async fn connect_with(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let mut config = Config::from_url(url).map_err(store_error)?;
+        config.fail_fast = true;
+        let pool = Builder::from_config(config)
+            .with_connection_config(|c| {
+                c.connection_timeout = timeout;
+                c.internal_command_timeout = timeout;
+                c.max_command_attempts = 1;
+            })
+            .with_performance_config(|p| p.default_command_timeout = timeout)
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .build_pool(4)
+            .map_err(store_error)?;
+        pool.init().await.map_err(store_error)?;
+        Ok(RedisStore::new(pool))
+    }
+}
+
+impl<C> RedisStore<C>
+where
+    C: KeysInterface + LuaInterface + ClientLike + Clone + Send + Sync + 'static,
+{
+    /// A store on an already-configured client (connected or not: `fred` queues or fails
+    /// commands per its own settings).
+    pub fn new(client: C) -> Self {
+        let scripts = Scripts {
+            create: Script::new(include_str!("redis/create.lua")),
+            rotate: Script::new(include_str!("redis/rotate.lua")),
+            revoke: Script::new(include_str!("redis/revoke.lua")),
+            revoke_all: Script::new(include_str!("redis/revoke_all.lua")),
+            list: Script::new(include_str!("redis/list.lua")),
+            sessions: Script::new(include_str!("redis/sessions.lua")),
+        };
+        RedisStore {
+            client,
+            prefix: DEFAULT_PREFIX.into(),
+            scripts: Arc::new(scripts),
+        }
+    }
+
+    /// Uses `prefix` instead of `tja` for every key.
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The client.
+    pub fn client(&self) -> &C {
+        &self.client
+    }
+
+    /// `<prefix>:{u:<hex(sub)>}:` — one hash tag, so one cluster slot, per user.
+    fn user_prefix(&self, sub: &str) -> String {
+        let mut k = String::with_capacity(self.prefix.len() + 6 + sub.len() * 2 + 24);
+        k.push_str(&self.prefix);
+        k.push_str(":{u:");
+        for b in sub.as_bytes() {
+            let _ = write!(k, "{b:02x}");
+        }
+        k.push_str("}:");
+        k
+    }
+
+    fn key(&self, user: &str, suffix: &str, id: &str) -> String {
+        let mut k = String::with_capacity(user.len() + suffix.len() + id.len());
+        k.push_str(user);
+        k.push_str(suffix);
+        k.push_str(id);
+        k
+    }
+
+    /// EVALSHA, falling back to EVAL (which also caches the script) on NOSCRIPT — after a
+    /// restart, a failover or a `SCRIPT FLUSH`.
+    async fn run<R: FromValue>(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<Value>,
+    ) -> Result<R, StoreError> {
+        match self
+            .client
+            .evalsha::<R, _, _, _>(script.sha.as_str(), keys.clone(), args.clone())
+            .await
+        {
+            Err(e) if e.details().starts_with("NOSCRIPT") => self
+                .client
+                .eval::<R, _, _, _>(script.lua, keys, args)
+                .await
+                .map_err(store_error),
+            other => other.map_err(store_error),
+        }
+    }
+}
+
+fn int(v: Duration) -> Value {
+    Value::Integer(i64::try_from(ms(v)).unwrap_or(i64::MAX))
+}
+
+impl<C> Store for RedisStore<C>
+where
+    C: KeysInterface + LuaInterface + ClientLike + Clone + Send + Sync + 'static,
+{
+    fn check(&self, t: TokenRef<'_>) -> impl Future<Output = Result<TokenStatus, StoreError>> + Send {
+        let user = self.user_prefix(t.sub);
+        let keys = vec![
+            self.key(&user, "deny:", t.jti),
+            self.key(&user, "sidrev:", t.sid),
+            self.key(&user, "nbf", ""),
+        ];
+        let iat = t.iat;
+        async move {
+            let (deny, sidrev, nbf): (Option<String>, Option<String>, Option<u64>) =
+                self.client.mget(keys).await.map_err(store_error)?;
+            Ok(if deny.is_some() {
+                TokenStatus::Denied
+            } else if sidrev.is_some() {
+                TokenStatus::SessionRevoked
+            } else if nbf.is_some_and(|nbf| iat < nbf) {
+                TokenStatus::UserLoggedOut
+            } else {
+                TokenStatus::Active
+            })
+        }
+    }
+
+    fn create_session(
+        &self,
+        n: NewSession<'_>,
+    ) -> impl Future<Output = Result<SessionInfo, StoreError>> + Send {
+        let user = self.user_prefix(n.sub);
+        let keys = vec![
+            self.key(&user, "sess:", n.sid),
+            self.key(&user, "epoch", ""),
+            self.key(&user, "sessions", ""),
+        ];
+        let sid = n.sid.to_owned();
+        let args = vec![
+            Value::from(n.sid),
+            int(n.absolute),
+            int(n.idle.unwrap_or_default()),
+        ];
+        async move {
+            let (now, _abs, expires): (u64, u64, u64) = self.run(&self.scripts.create, keys, args).await?;
+            Ok(SessionInfo {
+                sid,
+                created_ms: now,
+                last_used_ms: now,
+                expires_ms: expires,
+                generation: 0,
+            })
+        }
+    }
+
+    fn rotate(&self, r: Rotation<'_>) -> impl Future<Output = Result<RotateOutcome, StoreError>> + Send {
+        let user = self.user_prefix(r.sub);
+        let keys = vec![
+            self.key(&user, "sess:", r.sid),
+            self.key(&user, "epoch", ""),
+            self.key(&user, "sidrev:", r.sid),
+            self.key(&user, "sessions", ""),
+        ];
+        let generation = i64::try_from(r.generation).unwrap_or(i64::MAX);
+        let args = vec![Value::Integer(generation), int(r.grace), int(r.access_window)];
+        async move {
+            let (code, generation): (i64, u64) = self.run(&self.scripts.rotate, keys, args).await?;
+            Ok(match code {
+                10 => RotateOutcome::Rotated { generation },
+                11 => RotateOutcome::Grace { generation },
+                12 => RotateOutcome::ReuseDetected,
+                0 => RotateOutcome::Rejected(RejectReason::Missing),
+                1 => RotateOutcome::Rejected(RejectReason::Revoked),
+                2 => RotateOutcome::Rejected(RejectReason::Expired),
+                3 => RotateOutcome::Rejected(RejectReason::Idle),
+                4 => RotateOutcome::Rejected(RejectReason::UserLoggedOut),
+                5 => RotateOutcome::Rejected(RejectReason::FutureGeneration),
+                other => {
+                    return Err(StoreError::new(format!(
+                        "redis: unexpected rotate answer {other}"
+                    )))
+                }
+            })
+        }
+    }
+
+    fn deny_token(
+        &self,
+        sub: &str,
+        jti: &str,
+        until_secs: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let key = self.key(&self.user_prefix(sub), "deny:", jti);
+        let until = until_secs.saturating_mul(1000);
+        async move {
+            if until <= now_ms() {
+                return Ok(()); // already expired: nothing to remember
+            }
+            let at = Expiration::PXAT(i64::try_from(until).unwrap_or(i64::MAX));
+            self.client
+                .set::<(), _, _>(key, 1, Some(at), None, false)
+                .await
+                .map_err(store_error)
+        }
+    }
+
+    fn revoke_session(
+        &self,
+        sub: &str,
+        sid: &str,
+        access_window: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let user = self.user_prefix(sub);
+        let keys = vec![
+            self.key(&user, "sess:", sid),
+            self.key(&user, "sidrev:", sid),
+            self.key(&user, "epoch", ""),
+        ];
+        let args = vec![int(access_window)];
+        async move {
+            let revoked: i64 = self.run(&self.scripts.revoke, keys, args).await?;
+            Ok(revoked == 1)
+        }
+    }
+
+    fn revoke_all(
+        &self,
+        sub: &str,
+        access_window: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let user = self.user_prefix(sub);
+        let keys = vec![
+            self.key(&user, "epoch", ""),
+            self.key(&user, "nbf", ""),
+            self.key(&user, "sessions", ""),
+        ];
+        let args = vec![int(access_window)];
+        async move {
+            let _nbf: i64 = self.run(&self.scripts.revoke_all, keys, args).await?;
+            Ok(())
+        }
+    }
+
+    fn sessions(&self, sub: &str) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
+        let user = self.user_prefix(sub);
+        async move {
+            let sids: Vec<String> = self
+                .run(
+                    &self.scripts.list,
+                    vec![self.key(&user, "sessions", "")],
+                    Vec::new(),
+                )
+                .await?;
+            if sids.is_empty() {
+                return Ok(Vec::new());
+            }
+            // Every session key is declared, so the script stays valid on Cluster.
+            let mut keys = vec![self.key(&user, "epoch", "")];
+            keys.extend(sids.iter().map(|sid| self.key(&user, "sess:", sid)));
+            let args: Vec<Value> = sids.iter().map(|s| Value::from(s.as_str())).collect();
+            let flat: Vec<Value> = self.run(&self.scripts.sessions, keys, args).await?;
+            let mut list = Vec::with_capacity(flat.len() / 5);
+            for row in flat.chunks_exact(5) {
+                let num = |v: &Value| {
+                    v.as_u64()
+                        .ok_or_else(|| StoreError::new("redis: malformed session row"))
+                };
+                let sid = row[0]
+                    .as_string()
+                    .ok_or_else(|| StoreError::new("redis: malformed session row"))?;
+                list.push(SessionInfo {
+                    sid,
+                    created_ms: num(&row[1])?,
+                    last_used_ms: num(&row[2])?,
+                    expires_ms: num(&row[3])?,
+                    generation: num(&row[4])?,
+                });
+            }
+            list.sort_by(|a, b| {
+                b.last_used_ms
+                    .cmp(&a.last_used_ms)
+                    .then_with(|| a.sid.cmp(&b.sid))
+            });
+            Ok(list)
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! One conformance suite, run against the in-memory store, a single Redis node and a
+//! 3-master Redis Cluster: the stores must agree case by case.
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tower_jwt_auth::store::{
+    NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus,
+};
+use tower_jwt_auth::{MemoryStore, RedisStore};
+
+const WINDOW: Duration = Duration::from_secs(960);
+const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// A user name no other case uses.
+fn user(case: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{case}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+async fn create<S: Store>(s: &S, sub: &str, sid: &str) -> SessionInfo {
+    s.create_session(NewSession {
+        sub,
+        sid,
+        absolute: WEEK,
+        idle: None,
+    })
+    .await
+    .unwrap()
+}
+
+async fn rotate<S: Store>(s: &S, sub: &str, sid: &str, generation: u64, grace: Duration) -> RotateOutcome {
+    s.rotate(Rotation {
+        sub,
+        sid,
+        generation,
+        grace,
+        access_window: WINDOW,
+    })
+    .await
+    .unwrap()
+}
+
+async fn check<S: Store>(s: &S, sub: &str, sid: &str, jti: &str, iat: u64) -> TokenStatus {
+    s.check(TokenRef { sub, sid, jti, iat }).await.unwrap()
+}
+
+const NO_GRACE: Duration = Duration::ZERO;
+const GRACE: Duration = Duration::from_secs(10);
+
+async fn rotation_and_grace<S: Store>(s: &S) {
+    let u = user("rotate");
+    let info = create(s, &u, "s1").await;
+    assert_eq!(info.generation, 0);
+    assert!(info.expires_ms > info.created_ms);
+    assert_eq!(check(s, &u, "s1", "j", now_secs()).await, TokenStatus::Active);
+    assert_eq!(
+        rotate(s, &u, "s1", 0, GRACE).await,
+        RotateOutcome::Rotated { generation: 1 }
+    );
+    // The previous token within grace: the current generation, nothing written.
+    assert_eq!(
+        rotate(s, &u, "s1", 0, GRACE).await,
+        RotateOutcome::Grace { generation: 1 }
+    );
+    assert_eq!(
+        rotate(s, &u, "s1", 0, GRACE).await,
+        RotateOutcome::Grace { generation: 1 }
+    );
+    assert_eq!(
+        rotate(s, &u, "s1", 1, GRACE).await,
+        RotateOutcome::Rotated { generation: 2 }
+    );
+    // Two generations back: reuse, even within the grace period.
+    assert_eq!(rotate(s, &u, "s1", 0, GRACE).await, RotateOutcome::ReuseDetected);
+    assert_eq!(
+        check(s, &u, "s1", "j", now_secs()).await,
+        TokenStatus::SessionRevoked
+    );
+    assert_eq!(
+        rotate(s, &u, "s1", 2, GRACE).await,
+        RotateOutcome::Rejected(RejectReason::Revoked)
+    );
+}
+
+async fn reuse_without_grace<S: Store>(s: &S) {
+    let u = user("reuse");
+    create(s, &u, "s1").await;
+    create(s, &u, "s2").await;
+    assert_eq!(
+        rotate(s, &u, "s1", 0, NO_GRACE).await,
+        RotateOutcome::Rotated { generation: 1 }
+    );
+    assert_eq!(
+        rotate(s, &u, "s1", 0, NO_GRACE).await,
+        RotateOutcome::ReuseDetected
+    );
+    assert_eq!(
+        check(s, &u, "s1", "j", now_secs()).await,
+        TokenStatus::SessionRevoked
+    );
+    assert_eq!(
+        rotate(s, &u, "s1", 1, NO_GRACE).await,
+        RotateOutcome::Rejected(RejectReason::Revoked)
+    );
+    // The user's other session is untouched.
+    assert_eq!(check(s, &u, "s2", "j", now_secs()).await, TokenStatus::Active);
+    assert_eq!(
+        rotate(s, &u, "s2", 0, NO_GRACE).await,
+        RotateOutcome::Rotated { generation: 1 }
+    );
+}
+
+async fn grace_expires<S: Store>(s: &S) {
+    let u = user("grace-ends");
+    create(s, &u, "s").await;
+    let grace = Duration::from_millis(300);
+    assert_eq!(
+        rotate(s, &u, "s", 0, grace).await,
+        RotateOutcome::Rotated { generation: 1 }
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rotate(s, &u, "s", 0, grace).await, RotateOutcome::ReuseDetected);
+}
+
+async fn unknown_and_future<S: Store>(s: &S) {
+    let u = user("unknown");
+    assert_eq!(
+        rotate(s, &u, "nope", 0, GRACE).await,
+        RotateOutcome::Rejected(RejectReason::Missing)
+    );
+    create(s, &u, "s").await;
+    assert_eq!(
+        rotate(s, &u, "s", 3, GRACE).await,
+        RotateOutcome::Rejected(RejectReason::FutureGeneration)
+    );
+    assert_eq!(
+        rotate(s, &u, "s", 0, GRACE).await,
+        RotateOutcome::Rotated { generation: 1 },
+        "left intact"
+    );
+    // Another user naming the same sid finds nothing.
+    assert_eq!(
+        rotate(s, &user("other"), "s", 1, GRACE).await,
+        RotateOutcome::Rejected(RejectReason::Missing)
+    );
+}
+
+async fn denylist<S: Store>(s: &S) {
+    let u = user("deny");
+    s.deny_token(&u, "j1", now_secs() + 60).await.unwrap();
+    assert_eq!(check(s, &u, "s", "j1", now_secs()).await, TokenStatus::Denied);
+    assert_eq!(check(s, &u, "s", "j2", now_secs()).await, TokenStatus::Active);
+    assert_eq!(
+        check(s, &user("other"), "s", "j1", now_secs()).await,
+        TokenStatus::Active
+    );
+    s.deny_token(&u, "old", now_secs().saturating_sub(10))
+        .await
+        .unwrap();
+    assert_eq!(check(s, &u, "s", "old", now_secs()).await, TokenStatus::Active);
+    // Entries end with the token's life.
+    s.deny_token(&u, "short", now_secs() + 1).await.unwrap();
+    assert_eq!(check(s, &u, "s", "short", now_secs()).await, TokenStatus::Denied);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(check(s, &u, "s", "short", now_secs()).await, TokenStatus::Active);
+}
+
+async fn revoke_one<S: Store>(s: &S) {
+    let u = user("revoke");
+    create(s, &u, "s1").await;
+    create(s, &u, "s2").await;
+    assert!(!s.revoke_session(&user("mallory"), "s1", WINDOW).await.unwrap());
+    assert_eq!(
+        check(s, &u, "s1", "j", now_secs()).await,
+        TokenStatus::Active,
+        "only the owner can revoke"
+    );
+    assert!(s.revoke_session(&u, "s1", WINDOW).await.unwrap());
+    assert!(!s.revoke_session(&u, "s1", WINDOW).await.unwrap());
+    assert_eq!(
+        check(s, &u, "s1", "j", now_secs()).await,
+        TokenStatus::SessionRevoked
+    );
+    assert_eq!(
+        rotate(s, &u, "s1", 0, GRACE).await,
+        RotateOutcome::Rejected(RejectReason::Revoked)
+    );
+    let listed: Vec<String> = s.sessions(&u).await.unwrap().into_iter().map(|i| i.sid).collect();
+    assert_eq!(listed, vec!["s2".to_owned()]);
+    // The access-token mark lasts the access window only.
+    let short = user("revoke-short");
+    s.revoke_session(&short, "s", Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert_eq!(
+        check(s, &short, "s", "j", now_secs()).await,
+        TokenStatus::SessionRevoked
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(check(s, &short, "s", "j", now_secs()).await, TokenStatus::Active);
+}
+
+async fn logout_everywhere<S: Store>(s: &S) {
+    let u = user("all");
+    create(s, &u, "s1").await;
+    create(s, &u, "s2").await;
+    let issued = now_secs();
+    s.revoke_all(&u, WINDOW).await.unwrap();
+    assert_eq!(check(s, &u, "s1", "j", issued).await, TokenStatus::UserLoggedOut);
+    assert_eq!(
+        check(s, &u, "s9", "j", issued.saturating_sub(100)).await,
+        TokenStatus::UserLoggedOut
+    );
+    assert_eq!(
+        check(s, &user("other"), "s1", "j", issued).await,
+        TokenStatus::Active
+    );
+    for sid in ["s1", "s2"] {
+        assert_eq!(
+            rotate(s, &u, sid, 0, GRACE).await,
+            RotateOutcome::Rejected(RejectReason::UserLoggedOut)
+        );
+    }
+    assert!(s.sessions(&u).await.unwrap().is_empty());
+    assert!(!s.revoke_session(&u, "s1", WINDOW).await.unwrap(), "already dead");
+    // A session started afterwards works, and tokens issued in a later second pass.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    create(s, &u, "s3").await;
+    assert_eq!(
+        rotate(s, &u, "s3", 0, GRACE).await,
+        RotateOutcome::Rotated { generation: 1 }
+    );
+    assert_eq!(check(s, &u, "s3", "j", now_secs()).await, TokenStatus::Active);
+    assert_eq!(s.sessions(&u).await.unwrap().len(), 1);
+}
+
+async fn listing<S: Store>(s: &S) {
+    let u = user("list");
+    for sid in ["a", "b", "c"] {
+        create(s, &u, sid).await;
+    }
+    rotate(s, &u, "b", 0, GRACE).await;
+    s.revoke_session(&u, "c", WINDOW).await.unwrap();
+    let list = s.sessions(&u).await.unwrap();
+    let mut sids: Vec<&str> = list.iter().map(|i| i.sid.as_str()).collect();
+    sids.sort();
+    assert_eq!(sids, vec!["a", "b"]);
+    let b = list.iter().find(|i| i.sid == "b").unwrap();
+    assert_eq!(b.generation, 1);
+    assert!(b.last_used_ms >= b.created_ms && b.expires_ms > b.last_used_ms);
+    assert!(s.sessions(&user("nobody")).await.unwrap().is_empty());
+}
+
+async fn lifetimes<S: Store>(s: &S) {
+    let u = user("life");
+    let short = NewSession {
+        sub: &u,
+        sid: "abs",
+        absolute: Duration::from_millis(800),
+        idle: None,
+    };
+    s.create_session(short).await.unwrap();
+    let idle = NewSession {
+        sub: &u,
+        sid: "idle",
+        absolute: Duration::from_secs(60),
+        idle: Some(Duration::from_millis(700)),
+    };
+    s.create_session(idle).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        rotate(s, &u, "abs", 0, GRACE).await,
+        RotateOutcome::Rotated { generation: 1 }
+    );
+    assert_eq!(
+        rotate(s, &u, "idle", 0, GRACE).await,
+        RotateOutcome::Rotated { generation: 1 }
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Rotation never extends the absolute lifetime; activity extends the idle one.
+    assert!(matches!(
+        rotate(s, &u, "abs", 1, GRACE).await,
+        RotateOutcome::Rejected(_)
+    ));
+    assert_eq!(
+        rotate(s, &u, "idle", 1, GRACE).await,
+        RotateOutcome::Rotated { generation: 2 }
+    );
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(matches!(
+        rotate(s, &u, "idle", 2, GRACE).await,
+        RotateOutcome::Rejected(_)
+    ));
+    assert!(s.sessions(&u).await.unwrap().is_empty());
+}
+
+async fn race<S: Store>(s: Arc<S>, grace: Duration) -> Vec<RotateOutcome> {
+    let u = user("race");
+    create(&*s, &u, "s").await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(50));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (s, u, barrier) = (s.clone(), u.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                rotate(&*s, &u, "s", 0, grace).await
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+async fn concurrent_rotation<S: Store>(s: Arc<S>) {
+    let outcomes = race(s.clone(), GRACE).await;
+    let rotated = outcomes
+        .iter()
+        .filter(|o| matches!(o, RotateOutcome::Rotated { .. }))
+        .count();
+    assert_eq!(rotated, 1, "{outcomes:?}");
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == RotateOutcome::Grace { generation: 1 })
+            .count(),
+        49
+    );
+    let outcomes = race(s, NO_GRACE).await;
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, RotateOutcome::Rotated { .. }))
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    // The first loser is a replay that revokes the session; the rest find it revoked.
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == RotateOutcome::ReuseDetected)
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    let revoked = RotateOutcome::Rejected(RejectReason::Revoked);
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == revoked).count(),
+        48,
+        "{outcomes:?}"
+    );
+}
+
+async fn all_cases<S: Store>(s: Arc<S>) {
+    // Independent users: run the slow cases side by side.
+    tokio::join!(
+        rotation_and_grace(&*s),
+        reuse_without_grace(&*s),
+        grace_expires(&*s),
+        unknown_and_future(&*s),
+        denylist(&*s),
+        revoke_one(&*s),
+        logout_everywhere(&*s),
+        listing(&*s),
+        lifetimes(&*s),
+    );
+    concurrent_rotation(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_conforms() {
+    all_cases(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_store_conforms() {
+    let Some(server) = redis_server::RedisServer::start() else {
+        return;
+    };
+    let store = Arc::new(RedisStore::connect(&server.url()).await.unwrap());
+    all_cases(store).await;
+
+    // Every key carries a TTL: nothing grows forever. (KEYS on a private test server only.)
+    let keys = server.cli(&["--no-raw", "KEYS", "*"]);
+    let keys: Vec<&str> = keys.lines().filter_map(|l| l.split('"').nth(1)).collect();
+    assert!(keys.len() > 10, "{keys:?}");
+    for key in keys {
+        let ttl: i64 = server.cli(&["PTTL", key]).trim().parse().unwrap();
+        assert!(ttl > 0, "{key} has no TTL ({ttl})");
+        assert!(key.starts_with("tja:{u:"), "{key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_cluster_conforms() {
+    let Some(cluster) = redis_server::RedisCluster::start() else {
+        return;
+    };
+    let store = Arc::new(RedisStore::connect(&cluster.url()).await.unwrap());
+    all_cases(store.clone()).await;
+
+    // Users spread over the cluster, each user's keys in one slot.
+    let mut slots_per_user = std::collections::HashMap::<String, std::collections::HashSet<String>>::new();
+    let mut nodes_used = 0;
+    for port in cluster.ports() {
+        let keys = cluster.cli(port, &["--no-raw", "KEYS", "*"]);
+        let keys: Vec<String> = keys
+            .lines()
+            .filter_map(|l| l.split('"').nth(1))
+            .map(str::to_owned)
+            .collect();
+        nodes_used += usize::from(!keys.is_empty());
+        for key in keys {
+            let user = key.split('}').next().unwrap().to_owned();
+            let slot = cluster.cli(port, &["CLUSTER", "KEYSLOT", &key]).trim().to_owned();
+            slots_per_user.entry(user).or_default().insert(slot);
+            let ttl: i64 = cluster.cli(port, &["PTTL", &key]).trim().parse().unwrap();
+            assert!(ttl > 0, "{key} has no TTL");
+        }
+    }
+    assert!(slots_per_user.len() > 5);
+    assert!(
+        slots_per_user.values().all(|slots| slots.len() == 1),
+        "{slots_per_user:?}"
+    );
+    assert!(nodes_used >= 2, "users should spread over the masters");
+}

@@ -1,0 +1,253 @@
+//! Private `redis-server` processes for tests: a single node (optionally persistent, to
+//! survive restarts) and a 3-master cluster, each on free loopback ports, killed on drop.
+//! Never the machine's own server.
+#![allow(dead_code)]
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// `redis-server`'s path, or `None` (after saying so loudly) when it is not installed.
+/// Under `CI=true` a missing binary is a failure, not a skip.
+pub fn redis_server_binary() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("redis-server"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("redis-server not found and CI=true: install it (apt-get install -y redis-server redis-tools)");
+        }
+        eprintln!("SKIPPED: redis-server not found; install redis-server to run the Redis tests");
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "tja-redis-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli (apt-get install redis-tools)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn spawn(binary: &Path, port: u16, dir: &Path, extra: &[&str]) -> Child {
+    let child = Command::new(binary)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--protected-mode",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .args(["--save", "", "--logfile", "redis.log", "--daemonize", "no"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    wait_until(
+        &format!("redis-server on port {port}"),
+        Duration::from_secs(10),
+        || TcpStream::connect(("127.0.0.1", port)).is_ok() && cli(port, &["PING"]).trim() == "PONG",
+    );
+    child
+}
+
+/// One `redis-server` on a free loopback port.
+pub struct RedisServer {
+    binary: PathBuf,
+    port: u16,
+    dir: PathBuf,
+    persistent: bool,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// A throwaway server (nothing on disk), or `None` when redis-server is missing.
+    pub fn start() -> Option<RedisServer> {
+        Self::launch(false)
+    }
+
+    /// A server with an fsync-always append-only file, so a restart keeps everything.
+    pub fn start_persistent() -> Option<RedisServer> {
+        Self::launch(true)
+    }
+
+    fn launch(persistent: bool) -> Option<RedisServer> {
+        let binary = redis_server_binary()?;
+        let mut server = RedisServer {
+            binary,
+            port: free_port(),
+            dir: temp_dir("node"),
+            persistent,
+            child: None,
+        };
+        server.boot();
+        Some(server)
+    }
+
+    fn boot(&mut self) {
+        let aof: &[&str] = if self.persistent {
+            &["--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            &["--appendonly", "no"]
+        };
+        self.child = Some(spawn(&self.binary, self.port, &self.dir, aof));
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills it (SIGKILL: no chance to save anything beyond what is already on disk).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.boot();
+    }
+
+    /// Runs a command through redis-cli (test inspection only).
+    pub fn cli(&self, args: &[&str]) -> String {
+        cli(self.port, args)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A Redis Cluster of three masters (no replicas) on free loopback ports.
+pub struct RedisCluster {
+    nodes: Vec<(u16, Child)>,
+    dir: PathBuf,
+}
+
+impl RedisCluster {
+    /// Starts and forms the cluster, or `None` when redis-server is missing.
+    pub fn start() -> Option<RedisCluster> {
+        let binary = redis_server_binary()?;
+        let dir = temp_dir("cluster");
+        let mut nodes = Vec::new();
+        for i in 0..3 {
+            let port = free_port();
+            let node_dir = dir.join(format!("n{i}"));
+            std::fs::create_dir_all(&node_dir).unwrap();
+            let child = spawn(
+                &binary,
+                port,
+                &node_dir,
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--appendonly",
+                    "no",
+                ],
+            );
+            nodes.push((port, child));
+        }
+        let addrs: Vec<String> = nodes.iter().map(|(p, _)| format!("127.0.0.1:{p}")).collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let cluster = RedisCluster { nodes, dir };
+        for (port, _) in &cluster.nodes {
+            wait_until("cluster_state:ok", Duration::from_secs(20), || {
+                cli(*port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+            });
+        }
+        Some(cluster)
+    }
+
+    /// `redis-cluster://127.0.0.1:<p1>?node=127.0.0.1:<p2>&node=…`.
+    pub fn url(&self) -> String {
+        let mut url = format!("redis-cluster://127.0.0.1:{}", self.nodes[0].0);
+        for (i, (port, _)) in self.nodes.iter().enumerate().skip(1) {
+            url.push(if i == 1 { '?' } else { '&' });
+            url.push_str(&format!("node=127.0.0.1:{port}"));
+        }
+        url
+    }
+
+    /// The node ports.
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(|(p, _)| *p).collect()
+    }
+
+    /// Runs a command on one node through redis-cli.
+    pub fn cli(&self, port: u16, args: &[&str]) -> String {
+        cli(port, args)
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.nodes {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
