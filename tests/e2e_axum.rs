@@ -519,3 +519,50 @@ async fn settings_from_the_environment() {
         120
     );
 }
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+#[tokio::test]
+async fn demo_on_redis_fails_closed_and_recovers() {
+    let Some(mut redis) = redis_server::RedisServer::start_persistent() else {
+        return;
+    };
+    let demo = Demo::start(&[("REDIS_URL", &redis.url())]).await;
+    let (access, refresh) = demo.pair("alice", "wonderland").await;
+    assert_eq!(demo.me(&access).await.status(), StatusCode::OK);
+    let body: Value = demo.refresh_json(&refresh).await.json().await.unwrap();
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    let access = body["access_token"].as_str().unwrap().to_owned();
+
+    redis.kill();
+    let r = demo.me(&access).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().get("retry-after").is_some());
+    assert!(r.headers().get(WWW_AUTHENTICATE).is_none());
+    let r = demo.refresh_json(&refresh).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error_of(r).await, "temporarily_unavailable");
+    assert_eq!(
+        demo.login("bob", "builder").await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // Bad input is still refused without the store.
+    assert_eq!(demo.me("garbage").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        error_of(demo.refresh_json("garbage").await).await,
+        "invalid_grant"
+    );
+
+    redis.restart();
+    let start = std::time::Instant::now();
+    while demo.me(&access).await.status() != StatusCode::OK {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "no recovery"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let r = demo.refresh_json(&refresh).await;
+    assert_eq!(r.status(), StatusCode::OK, "the outage spent nothing");
+}

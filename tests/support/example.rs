@@ -17,24 +17,26 @@ pub struct Example {
     lines: Vec<String>,
 }
 
-/// The example binary, built if missing (`cargo test` builds examples; a filtered run may
-/// not have).
+/// The example binary, brought up to date: a filtered `cargo test --test …` does not rebuild
+/// examples, and a stale one would test old code. A no-op when `cargo test` just built it.
 fn binary(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let mut dir = std::env::current_exe().expect("test binary path");
     dir.pop(); // the test binary
     if dir.ends_with("deps") {
         dir.pop();
     }
-    let path = dir.join("examples").join(name);
-    if !path.exists() {
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
         let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--example", name, "--manifest-path"])
+            .args(["build", "--quiet", "--example", name, "--manifest-path"])
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
             .status()
             .expect("run cargo build");
         assert!(status.success(), "cargo build --example {name} failed");
+        built.push(name.to_owned());
     }
-    path
+    dir.join("examples").join(name)
 }
 
 /// A free port on 127.0.0.1.
