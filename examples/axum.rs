@@ -19,7 +19,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tower_jwt_auth::store::Store;
-use tower_jwt_auth::{Claims, Issuer, JwtAuthLayer, MemoryStore, RefreshSecrets, Sessions};
+use tower_jwt_auth::{Claims, Issuer, JwtAuthLayer, RefreshSecrets, Sessions};
 
 /// The application's own claims, carried in every access token.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -64,11 +64,7 @@ fn json_error(status: StatusCode, error: &str, description: &str) -> Response {
 
 #[tokio::main]
 async fn main() {
-    settings::init_tracing();
-    if let Err(e) = run().await {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    settings::main(run).await
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -85,21 +81,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             RefreshSecrets::generate()
         }
     };
-    match settings.redis_url {
-        Some(url) => {
-            serve(
-                settings.bind,
-                issuer,
-                secrets,
-                Arc::new(settings::redis_store(&url).await?),
-            )
-            .await
-        }
-        None => {
-            tracing::warn!("REDIS_URL not set: using the in-memory store (one process only)");
-            serve(settings.bind, issuer, secrets, Arc::new(MemoryStore::new())).await
-        }
-    }
+    let bind = settings.bind;
+    settings::with_store!(settings.redis_url, |store| serve(bind, issuer, secrets, store))
 }
 
 async fn serve<St: Store>(

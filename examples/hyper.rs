@@ -22,23 +22,16 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tower::ServiceBuilder;
 use tower_jwt_auth::store::Store;
-use tower_jwt_auth::{Claims, JwtAuthLayer, MemoryStore};
+use tower_jwt_auth::{Claims, JwtAuthLayer};
 
 #[tokio::main]
 async fn main() {
-    settings::init_tracing();
-    if let Err(e) = run().await {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    settings::main(run).await
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {
     let settings = settings::load("127.0.0.1:3001")?;
-    match settings.redis_url.clone() {
-        Some(url) => serve(settings, Arc::new(settings::redis_store(&url).await?)).await,
-        None => serve(settings, Arc::new(MemoryStore::new())).await,
-    }
+    settings::with_store!(settings.redis_url.clone(), |store| serve(settings, store))
 }
 
 async fn claims(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {

@@ -16,23 +16,16 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tower_jwt_auth::store::Store;
-use tower_jwt_auth::{JwtAuthLayer, MemoryStore};
+use tower_jwt_auth::JwtAuthLayer;
 
 #[tokio::main]
 async fn main() {
-    settings::init_tracing();
-    if let Err(e) = run().await {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    settings::main(run).await
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {
     let settings = settings::load("127.0.0.1:50051")?;
-    match settings.redis_url.clone() {
-        Some(url) => serve(settings, Arc::new(settings::redis_store(&url).await?)).await,
-        None => serve(settings, Arc::new(MemoryStore::new())).await,
-    }
+    settings::with_store!(settings.redis_url.clone(), |store| serve(settings, store))
 }
 
 async fn serve<St: Store>(settings: settings::Settings, store: Arc<St>) -> Result<(), Box<dyn Error>> {

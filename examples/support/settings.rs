@@ -123,3 +123,31 @@ pub async fn redis_store(url: &str) -> Result<tower_jwt_auth::store::RedisStore,
 pub async fn redis_store(_url: &str) -> Result<tower_jwt_auth::MemoryStore, Box<dyn Error>> {
     Err("REDIS_URL is set but this build has no `redis` feature".into())
 }
+
+/// Runs an example's `run()`: tracing first, a clean exit code on error.
+pub async fn main<F: std::future::Future<Output = Result<(), Box<dyn Error>>>>(run: impl FnOnce() -> F) {
+    init_tracing();
+    if let Err(e) = run().await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Calls the generic `$serve(.., store)` with the store `REDIS_URL` selects (a generic
+/// function cannot be passed as a value, so this is a macro).
+macro_rules! with_store {
+    ($redis_url:expr, |$store:ident| $serve:expr) => {
+        match $redis_url {
+            Some(url) => {
+                let $store = std::sync::Arc::new(settings::redis_store(&url).await?);
+                $serve.await
+            }
+            None => {
+                tracing::warn!("REDIS_URL not set: using the in-memory store (one process only)");
+                let $store = std::sync::Arc::new(tower_jwt_auth::MemoryStore::new());
+                $serve.await
+            }
+        }
+    };
+}
+pub(crate) use with_store;

@@ -301,11 +301,7 @@ impl Store for MemoryStore {
                     .collect()
             })
             .unwrap_or_default();
-        list.sort_by(|a, b| {
-            b.last_used_ms
-                .cmp(&a.last_used_ms)
-                .then_with(|| a.sid.cmp(&b.sid))
-        });
+        super::sort_sessions(&mut list);
         ready(Ok(list))
     }
 }

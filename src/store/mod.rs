@@ -179,6 +179,15 @@ pub trait Store: Send + Sync + 'static {
     fn sessions(&self, sub: &str) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send;
 }
 
+/// The order every store lists sessions in: most recently used first.
+pub(crate) fn sort_sessions(list: &mut [SessionInfo]) {
+    list.sort_by(|a, b| {
+        b.last_used_ms
+            .cmp(&a.last_used_ms)
+            .then_with(|| a.sid.cmp(&b.sid))
+    });
+}
+
 /// The not-before stored at logout-all: tokens with `iat < nbf` are rejected.
 ///
 /// `iat` has one-second resolution, so a token issued earlier in the same second as the

@@ -376,11 +376,7 @@ where
                     generation: num(&row[4])?,
                 });
             }
-            list.sort_by(|a, b| {
-                b.last_used_ms
-                    .cmp(&a.last_used_ms)
-                    .then_with(|| a.sid.cmp(&b.sid))
-            });
+            super::sort_sessions(&mut list);
             Ok(list)
         }
     }
