@@ -42,6 +42,7 @@
 //!
 //! # Features
 //! - `redis` (default): the Redis store, through [`fred`](https://docs.rs/fred).
+//! - `redis-tls`: `rediss://` URLs for the Redis store (rustls).
 //! - `axum`: extractors for the verified claims.
 #![forbid(unsafe_code)]
 #![warn(

@@ -91,15 +91,15 @@ fn store_error(e: RedisError) -> StoreError {
 }
 
 impl RedisStore<Pool> {
-    /// Connects to `url` (`redis://`, `rediss://` with a TLS feature of `fred`,
-    /// `redis-cluster://`, `redis-sentinel://`) with a small pool, reconnecting on its own
-    /// with backoff, failing commands fast while disconnected (callers answer 503), a
-    /// command timeout of `timeout`... and no command retries (see the type's docs).
+    /// Connects to `url` (`redis://`, `redis-cluster://`, `redis-sentinel://`, and their
+    /// `rediss` TLS forms with feature `redis-tls`) with a small pool that reconnects on its
+    /// own with backoff, a 1 s command timeout (callers answer 503 past it) and no command
+    /// retries (see the type's docs).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::connect_with(url, Duration::from_secs(1)).await
     }
 
-    /// [`RedisStore::connect`] with an explicit command timeout.
+    /// [`RedisStore::connect`] with an explicit connection and command timeout.
     pub async fn connect_with(url: &str, timeout: Duration) -> Result<Self, StoreError> {
         let mut config = Config::from_url(url).map_err(store_error)?;
         config.fail_fast = true;
