@@ -18,6 +18,8 @@ use crate::verify::{Validation, DEFAULT_LEEWAY};
 pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Default grace window for the immediately previous refresh token.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+/// Default time allowed for one store operation of the token endpoints.
+pub const DEFAULT_SESSION_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest grace window accepted.
 pub const MAX_GRACE: Duration = Duration::from_secs(60);
 
@@ -153,6 +155,7 @@ pub(crate) struct Inner<St, P> {
     pub(crate) grace: Duration,
     pub(crate) leeway: Duration,
     pub(crate) cookie: Option<crate::refresh::CookieConfig>,
+    pub(crate) timeout: Duration,
 }
 
 impl<St, P: Clone> Clone for Inner<St, P> {
@@ -168,6 +171,7 @@ impl<St, P: Clone> Clone for Inner<St, P> {
             grace: self.grace,
             leeway: self.leeway,
             cookie: self.cookie.clone(),
+            timeout: self.timeout,
         }
     }
 }
@@ -209,6 +213,7 @@ impl<St: Store> Sessions<St, NoClaimsProvider> {
                 grace: DEFAULT_GRACE,
                 leeway: DEFAULT_LEEWAY,
                 cookie: Some(crate::refresh::CookieConfig::default()),
+                timeout: DEFAULT_SESSION_STORE_TIMEOUT,
             }),
         }
     }
@@ -240,6 +245,7 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
                 grace: i.grace,
                 leeway: i.leeway,
                 cookie: i.cookie,
+                timeout: i.timeout,
             }),
         }
     }
@@ -271,6 +277,12 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
         })
     }
 
+    /// Time allowed for one store operation (default 2 s); past it the endpoint answers
+    /// 503 instead of hanging, whatever the store client's own settings.
+    pub fn store_timeout(self, timeout: Duration) -> Self {
+        self.map(|i| i.timeout = timeout)
+    }
+
     /// The refresh cookie's settings; `None` turns cookies off (JSON bodies only).
     pub fn cookie(self, cookie: Option<crate::refresh::CookieConfig>) -> Self {
         self.map(|i| i.cookie = cookie)
@@ -291,6 +303,16 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
     /// The store.
     pub fn store(&self) -> &Arc<St> {
         &self.inner.store
+    }
+
+    /// A store call, bounded by the store timeout; failures are `Unavailable`.
+    async fn within<T>(&self, call: impl Future<Output = Result<T, StoreError>>) -> Result<T, SessionError> {
+        match tokio::time::timeout(self.inner.timeout, call).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(SessionError::Unavailable(StoreError::new(
+                "store operation timed out",
+            ))),
+        }
     }
 
     /// How long a revoked session's access tokens must stay rejected.
@@ -317,7 +339,7 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
             absolute: self.inner.absolute,
             idle: self.inner.idle,
         };
-        self.inner.store.create_session(session).await?;
+        self.within(self.inner.store.create_session(session)).await?;
         let access = self.inner.issuer.issue(sub, &sid, &claims)?;
         let refresh_token = self.inner.secrets.encode(sub, &sid, 0);
         Ok(TokenPair {
@@ -348,7 +370,7 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
             grace: self.inner.grace,
             access_window: self.access_window(),
         };
-        let generation = match self.inner.store.rotate(rotation).await? {
+        let generation = match self.within(self.inner.store.rotate(rotation)).await? {
             RotateOutcome::Rotated { generation } => generation,
             RotateOutcome::Grace { generation } => {
                 tracing::debug!(sub = %sub, sid = %sid, "previous refresh token used within the grace window");
@@ -371,9 +393,7 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
         };
         let Some(claims) = self.inner.provider.claims(&sub).await else {
             // The user is gone: end the session rather than mint for them.
-            self.inner
-                .store
-                .revoke_session(&sub, &sid, self.access_window())
+            self.within(self.inner.store.revoke_session(&sub, &sid, self.access_window()))
                 .await?;
             return Err(SessionError::InvalidGrant);
         };
@@ -401,7 +421,7 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
             jti: &claims.jti,
             iat: claims.iat,
         };
-        match self.inner.store.check(token).await? {
+        match self.within(self.inner.store.check(token)).await? {
             TokenStatus::Active => Ok(claims),
             _ => Err(SessionError::InvalidToken(InvalidToken::Revoked)),
         }
@@ -419,7 +439,9 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
         let mut revoked = false;
         let window = self.access_window();
         if let Some(t) = refresh_token.and_then(|t| self.inner.secrets.decode(t)) {
-            revoked |= self.inner.store.revoke_session(&t.sub, &t.sid, window).await?;
+            revoked |= self
+                .within(self.inner.store.revoke_session(&t.sub, &t.sid, window))
+                .await?;
         }
         if let Some(token) = access_token {
             if let Ok(claims) = self
@@ -428,13 +450,9 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
                 .verify::<NoClaims>(token, crate::clock::now_secs())
             {
                 let until = claims.exp + self.inner.leeway.as_secs();
-                self.inner
-                    .store
-                    .deny_token(&claims.sub, &claims.jti, until)
+                self.within(self.inner.store.deny_token(&claims.sub, &claims.jti, until))
                     .await?;
-                self.inner
-                    .store
-                    .revoke_session(&claims.sub, &claims.sid, window)
+                self.within(self.inner.store.revoke_session(&claims.sub, &claims.sid, window))
                     .await?;
                 revoked = true;
             }
@@ -444,22 +462,20 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
 
     /// Ends every session of `sub` and rejects every access token issued up to now.
     pub async fn logout_all(&self, sub: &str) -> Result<(), SessionError> {
-        self.inner.store.revoke_all(sub, self.access_window()).await?;
+        self.within(self.inner.store.revoke_all(sub, self.access_window()))
+            .await?;
         tracing::info!(target: "tower_jwt_auth::security", sub = %sub, "all sessions revoked");
         Ok(())
     }
 
     /// The user's active sessions ("your devices").
     pub async fn list(&self, sub: &str) -> Result<Vec<SessionInfo>, SessionError> {
-        Ok(self.inner.store.sessions(sub).await?)
+        self.within(self.inner.store.sessions(sub)).await
     }
 
     /// Revokes one of the user's sessions by id. Returns whether it was active.
     pub async fn revoke(&self, sub: &str, sid: &str) -> Result<bool, SessionError> {
-        Ok(self
-            .inner
-            .store
-            .revoke_session(sub, sid, self.access_window())
-            .await?)
+        self.within(self.inner.store.revoke_session(sub, sid, self.access_window()))
+            .await
     }
 }

@@ -256,3 +256,20 @@ async fn app_claims_are_typed() {
         "admin"
     );
 }
+
+#[tokio::test]
+async fn token_endpoints_time_out_into_503_too() {
+    use tower_jwt_auth::{RefreshSecrets, SessionError, Sessions};
+    let secrets = RefreshSecrets::new("k1", &[3u8; 32]).unwrap();
+    let sessions =
+        Sessions::new(issuer(), Arc::new(Broken::Hangs), secrets).store_timeout(Duration::from_millis(200));
+    let start = Instant::now();
+    assert!(matches!(
+        sessions.login("alice").await,
+        Err(SessionError::Unavailable(_))
+    ));
+    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    let response = sessions.login_response("alice").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+}
