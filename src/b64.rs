@@ -16,6 +16,8 @@ pub(crate) fn decode(s: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(s).ok()
 }
 
-pub(crate) fn decode_into(s: &str, out: &mut Vec<u8>) -> Option<()> {
-    URL_SAFE_NO_PAD.decode_vec(s, out).ok()
+/// Decodes into `buf` (no allocation); `None` if malformed or longer than `buf`.
+pub(crate) fn decode_slice<'a>(s: &str, buf: &'a mut [u8]) -> Option<&'a [u8]> {
+    let n = URL_SAFE_NO_PAD.decode_slice(s, buf).ok()?;
+    Some(&buf[..n])
 }

@@ -18,6 +18,11 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 /// Default access-token lifetime (also the largest `exp − iat` accepted).
 pub const DEFAULT_ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
 
+/// Largest decoded JOSE header accepted (ours is about 100 bytes).
+const MAX_HEADER_LEN: usize = 1024;
+/// Largest signature accepted: RSA-8192, the largest key aws-lc verifies.
+const MAX_SIGNATURE_LEN: usize = 1024;
+
 /// What a token must satisfy. Build it once; it is shared by every request.
 #[derive(Clone, Debug)]
 pub struct Validation {
@@ -104,8 +109,10 @@ impl Validation {
         if h64.is_empty() || p64.is_empty() || s64.is_empty() {
             return Err(InvalidToken::Malformed);
         }
-        let header_json = crate::b64::decode(h64).ok_or(InvalidToken::Malformed)?;
-        let header: Header<'_> = json_object(&header_json).ok_or(InvalidToken::Malformed)?;
+        // Header and signature decode into stack buffers: no allocation beyond the claims.
+        let mut header_buf = [0u8; MAX_HEADER_LEN];
+        let header_json = crate::b64::decode_slice(h64, &mut header_buf).ok_or(InvalidToken::Malformed)?;
+        let header: Header<'_> = json_object(header_json).ok_or(InvalidToken::Malformed)?;
 
         // Rule 3: the algorithm is ours, never the token's; no critical extensions; the key
         // comes from the configured set only (jku/x5u/jwk/x5c are never read).
@@ -122,13 +129,13 @@ impl Validation {
             .ok_or(InvalidToken::UnknownKey)?;
 
         // Rule 4: signature length, then the signature.
-        let mut sig = Vec::with_capacity(key.signature_len());
-        crate::b64::decode_into(s64, &mut sig).ok_or(InvalidToken::Malformed)?;
+        let mut sig_buf = [0u8; MAX_SIGNATURE_LEN];
+        let sig = crate::b64::decode_slice(s64, &mut sig_buf).ok_or(InvalidToken::Signature)?;
         if sig.len() != key.signature_len() {
             return Err(InvalidToken::Signature);
         }
         let signing_input = &token[..h64.len() + 1 + p64.len()];
-        if !key.verify(signing_input.as_bytes(), &sig) {
+        if !key.verify(signing_input.as_bytes(), sig) {
             return Err(InvalidToken::Signature);
         }
 
