@@ -3,66 +3,157 @@
 #[path = "support/example.rs"]
 mod example;
 
-use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use reqwest::StatusCode;
+use std::time::Duration;
+
+use example::{Example, Keys};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use reqwest::{Client, Response, StatusCode};
 use serde_json::Value;
 use tower_jwt_auth::{Issuer, SigningKey};
 
-#[tokio::test]
-async fn hyper_example_verifies_tokens() {
-    let key = SigningKey::generate().unwrap();
-    let pem = key.to_pkcs8_pem().unwrap();
-    let server = example::Example::start("hyper", &[("JWT_PRIVATE_KEY", &pem)]).await;
-    let url = format!("http://{}/", server.addr());
-    let http = reqwest::Client::new();
+fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .unwrap()
+}
 
-    // The printed token works as is.
+async fn json(r: Response) -> Value {
+    assert_eq!(
+        r.headers().get(CONTENT_TYPE).map(|v| v.to_str().unwrap()),
+        Some("application/json")
+    );
+    r.json().await.unwrap()
+}
+
+fn challenge(r: &Response) -> String {
+    r.headers()
+        .get(WWW_AUTHENTICATE)
+        .expect("a WWW-Authenticate challenge")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// An RS256 `at+jwt` signed with `key` by an independent encoder, with these claims.
+fn forge(key: &Keys, claims: &Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.typ = Some("at+jwt".into());
+    header.kid = Some(key.key.kid().to_owned());
+    let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(key.private_pem.as_bytes()).unwrap();
+    jsonwebtoken::encode(&header, claims, &encoding).unwrap()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn printed_token_and_rejections() {
+    let keys = Keys::generate();
+    let server = Example::start("hyper", &keys.env()).await;
+    let url = format!("http://{}/", server.addr());
+    let http = client();
+
+    // The printed token works as is, and carries a session id.
     let printed = server
         .printed("ACCESS_TOKEN")
         .expect("a ready token is printed")
         .to_owned();
+    assert!(
+        server.lines().iter().any(|l| l.starts_with("try: curl")),
+        "a usage hint: {:?}",
+        server.lines()
+    );
     let r = http.get(&url).bearer_auth(&printed).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let claims: Value = r.json().await.unwrap();
+    let claims = json(r).await;
     assert_eq!(claims["sub"], "alice");
+    assert!(claims["sid"].as_str().is_some_and(|s| !s.is_empty()), "{claims}");
+    assert!(claims["exp"].as_u64().unwrap() > now());
 
-    // A token minted here with the same key (the server parsed JWT_PRIVATE_KEY).
-    let token = Issuer::new(key.clone()).issue_plain("bob", "s").unwrap().token;
-    let claims: Value = http
+    // A token minted here with the same key: the server really uses the key it was given.
+    let token = Issuer::new(keys.key.clone())
+        .issue_plain("bob", "s")
+        .unwrap()
+        .token;
+    let r = http.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(json(r).await["sub"], "bob");
+    // The scheme is case-insensitive.
+    let r = http
         .get(&url)
-        .bearer_auth(&token)
+        .header(AUTHORIZATION, format!("bEaReR {token}"))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
-    assert_eq!(claims["sub"], "bob");
+    assert_eq!(r.status(), StatusCode::OK);
 
-    // No token.
+    // No token: a bare challenge, a JSON error.
     let r = http.get(&url).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(r.headers()[WWW_AUTHENTICATE], "Bearer");
-    let body: Value = r.json().await.unwrap();
+    assert_eq!(challenge(&r), "Bearer");
+    let body = json(r).await;
     assert_eq!(body["error"], "unauthorized");
+    assert_eq!(body["error_description"], "authentication required");
 
-    // Bad tokens: another key, a tampered one.
+    // Bad tokens, each with its fixed description and never an echo of the token.
     let foreign = Issuer::new(SigningKey::generate().unwrap())
         .issue_plain("alice", "s")
         .unwrap()
         .token;
-    let mut tampered = printed.clone();
-    tampered.insert(tampered.find('.').unwrap() + 5, 'A');
-    for bad in [foreign, tampered, "garbage".into()] {
-        let r = http.get(&url).bearer_auth(&bad).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-        let challenge = r.headers()[WWW_AUTHENTICATE].to_str().unwrap().to_owned();
-        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
-        let body: Value = r.json().await.unwrap();
+    let (head, sig) = printed.rsplit_once('.').unwrap();
+    let flipped = if sig.starts_with('A') { 'B' } else { 'A' };
+    let tampered = format!("{head}.{flipped}{}", &sig[1..]);
+    let expired = forge(
+        &keys,
+        &serde_json::json!({
+            "sub": "alice", "sid": "s", "jti": "expired-0123456789abcdef",
+            "iat": now() - 3600, "exp": now() - 3000,
+        }),
+    );
+    let confused = {
+        // HS256 keyed with the public key: the classic algorithm-confusion forgery.
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(keys.key.kid().to_owned());
+        let claims = serde_json::json!({
+            "sub": "alice", "sid": "s", "jti": "confused-0123456789abcdef",
+            "iat": now(), "exp": now() + 60,
+        });
+        let secret = jsonwebtoken::EncodingKey::from_secret(keys.public_pem.as_bytes());
+        jsonwebtoken::encode(&header, &claims, &secret).unwrap()
+    };
+    for (bad, description) in [
+        (foreign.as_str(), "unknown signing key"),
+        (tampered.as_str(), "invalid signature"),
+        (expired.as_str(), "token expired"),
+        (confused.as_str(), "unsupported algorithm"),
+        ("garbage", "malformed token"),
+    ] {
+        let r = http.get(&url).bearer_auth(bad).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{description}");
+        let challenge = challenge(&r);
+        assert!(
+            challenge.starts_with("Bearer ") && challenge.contains("error=\"invalid_token\""),
+            "{challenge}"
+        );
+        assert!(
+            challenge.contains(&format!("error_description=\"{description}\"")),
+            "{challenge}"
+        );
+        let text = r.text().await.unwrap();
+        assert!(!text.contains(bad), "the token is echoed: {text}");
+        let body: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(body["error"], "invalid_token");
+        assert_eq!(body["error_description"], description);
     }
 
-    // Malformed requests.
+    // Malformed requests: 400 invalid_request, even with a valid token.
     let r = http
         .get(&url)
         .header(AUTHORIZATION, format!("Bearer {printed}"))
@@ -71,29 +162,139 @@ async fn hyper_example_verifies_tokens() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(body["error"], "invalid_request");
-    let r = http
-        .get(format!("{url}?access_token={printed}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(challenge(&r).contains("error=\"invalid_request\""));
+    assert_eq!(json(r).await["error"], "invalid_request");
+
+    for query in [
+        format!("?access_token={printed}"),
+        format!("?x=1&access_token={printed}"),
+    ] {
+        let r = http
+            .get(format!("{url}{query}"))
+            .bearer_auth(&printed)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{query}");
+        let text = r.text().await.unwrap();
+        assert!(!text.contains(&printed), "the token is echoed: {text}");
+        let body: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(body["error"], "invalid_request");
+    }
     server.stop().await;
 }
 
 #[tokio::test]
+async fn the_layer_guards_every_route() {
+    let keys = Keys::generate();
+    let server = Example::start("hyper", &keys.env()).await;
+    let base = format!("http://{}", server.addr());
+    let http = client();
+    let token = server.printed("ACCESS_TOKEN").unwrap().to_owned();
+
+    // Unknown paths and methods are refused before routing without a token…
+    let r = http.get(format!("{base}/nope")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = http.post(format!("{base}/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // …and reach the application's own answers with one.
+    let r = http
+        .get(format!("{base}/nope"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = http
+        .post(format!("{base}/"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers()["allow"], "GET");
+
+    // HTTP/2 (prior knowledge) is served too: auto::Builder.
+    let h2 = Client::builder()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .unwrap();
+    let r = h2
+        .get(format!("{base}/"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = h2.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn verify_only_mode_with_just_the_public_key() {
-    let key = SigningKey::generate().unwrap();
-    let public_pem = key.verifying_key().to_spki_pem().unwrap();
-    let server = example::Example::start("hyper", &[("JWT_PUBLIC_KEY", &public_pem)]).await;
-    assert!(server.printed("ACCESS_TOKEN").is_none(), "nothing to mint with");
-    let token = Issuer::new(key).issue_plain("carol", "s").unwrap().token;
-    let r = reqwest::Client::new()
+    let keys = Keys::generate();
+    let server = Example::start("hyper", &[("JWT_PUBLIC_KEY", &keys.public_pem)]).await;
+    assert!(
+        server.printed("ACCESS_TOKEN").is_none(),
+        "nothing to mint with: {:?}",
+        server.lines()
+    );
+    let url = format!("http://{}/", server.addr());
+    let token = Issuer::new(keys.key).issue_plain("carol", "s").unwrap().token;
+    let r = client().get(&url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(json(r).await["sub"], "carol");
+
+    let foreign = Issuer::new(SigningKey::generate().unwrap())
+        .issue_plain("carol", "s")
+        .unwrap()
+        .token;
+    let r = client().get(&url).bearer_auth(foreign).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn without_keys_it_runs_on_an_ephemeral_key_and_says_so() {
+    let server = Example::start("hyper", &[]).await;
+    let token = server.printed("ACCESS_TOKEN").expect("a ready token").to_owned();
+    let r = client()
         .get(format!("http://{}/", server.addr()))
         .bearer_auth(token)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(json(r).await["sub"], "alice");
+    assert!(
+        server.wait_for_stderr("ephemeral").await,
+        "a warning about the key: {}",
+        server.stderr()
+    );
+}
+
+#[tokio::test]
+async fn a_public_key_that_does_not_match_the_private_key_is_refused_at_start() {
+    let keys = Keys::generate();
+    let other = Keys::generate();
+    let failure = match Example::try_start(
+        "hyper",
+        &[
+            ("JWT_PRIVATE_KEY", &keys.private_pem),
+            ("JWT_PUBLIC_KEY", &other.public_pem),
+        ],
+    )
+    .await
+    {
+        Ok(_) => panic!("the example started with a mismatched key pair"),
+        Err(failure) => failure,
+    };
+    assert!(failure.status.is_some_and(|s| !s.success()), "{failure:?}");
+    assert!(
+        !failure.stdout.iter().any(|l| l.starts_with("ACCESS_TOKEN=")),
+        "{failure:?}"
+    );
+    assert!(failure.stderr.contains("JWT_PUBLIC_KEY"), "{failure:?}");
 }
