@@ -65,7 +65,7 @@ impl Issuer {
 
     /// Access-token lifetime (default 15 min).
     pub fn access_ttl(mut self, ttl: Duration) -> Self {
-        self.access_ttl = ttl;
+        self.access_ttl = crate::clock::setting(ttl);
         self
     }
 

@@ -105,15 +105,6 @@ impl RefreshSecrets {
         self.encode_with(&self.current.0, &self.current.1, sub, sid, generation)
     }
 
-    /// Encodes a token under the secret `id` (the one the presented token used), so a
-    /// grace-window answer re-derives exactly the current token.
-    pub(crate) fn encode_for(&self, id: &str, sub: &str, sid: &str, generation: u64) -> String {
-        match self.key(id) {
-            Some(key) => self.encode_with(id, key, sub, sid, generation),
-            None => self.encode(sub, sid, generation),
-        }
-    }
-
     fn encode_with(&self, id: &str, key: &hmac::Key, sub: &str, sid: &str, generation: u64) -> String {
         let mut out = String::with_capacity(64 + sub.len() * 2);
         out.push_str(PREFIX);
@@ -163,7 +154,6 @@ impl RefreshSecrets {
         let sub = decode_hex(sub_hex)?;
         let generation = generation.parse().ok()?;
         Some(RefreshToken {
-            key_id: id.to_owned(),
             sub,
             sid: sid.to_owned(),
             generation,
@@ -189,7 +179,6 @@ fn decode_hex(s: &str) -> Option<String> {
 /// An authenticated refresh token's contents.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RefreshToken {
-    pub(crate) key_id: String,
     pub(crate) sub: String,
     pub(crate) sid: String,
     pub(crate) generation: u64,
@@ -256,7 +245,6 @@ mod tests {
             .unwrap();
         assert_eq!(rotated.decode(&t).unwrap().sub, "bob");
         assert!(rotated.encode("bob", "s", 1).starts_with("rt1.k2."));
-        assert_eq!(rotated.encode_for("k1", "bob", "s", 0), t);
     }
 
     #[test]

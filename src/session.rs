@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::claims::NoClaims;
+use crate::clock::{ms, setting};
 use crate::error::{InvalidToken, KeyError, StoreError};
 use crate::issue::{random_id, AccessToken, Issuer};
 use crate::refresh_token::{RefreshSecrets, RefreshToken, MAX_SUB_LEN};
@@ -149,7 +150,8 @@ pub(crate) struct Inner<St, P> {
     pub(crate) validation: Validation,
     pub(crate) store: Arc<St>,
     pub(crate) secrets: RefreshSecrets,
-    pub(crate) provider: P,
+    /// Shared so that configuring a cloned `Sessions` never needs `P: Clone`.
+    pub(crate) provider: Arc<P>,
     pub(crate) absolute: Duration,
     pub(crate) idle: Option<Duration>,
     pub(crate) grace: Duration,
@@ -158,7 +160,7 @@ pub(crate) struct Inner<St, P> {
     pub(crate) timeout: Duration,
 }
 
-impl<St, P: Clone> Clone for Inner<St, P> {
+impl<St, P> Clone for Inner<St, P> {
     fn clone(&self) -> Self {
         Inner {
             issuer: self.issuer.clone(),
@@ -207,7 +209,7 @@ impl<St: Store> Sessions<St, NoClaimsProvider> {
                 validation,
                 store,
                 secrets,
-                provider: NoClaimsProvider,
+                provider: Arc::new(NoClaimsProvider),
                 absolute: DEFAULT_SESSION_LIFETIME,
                 idle: None,
                 grace: DEFAULT_GRACE,
@@ -220,26 +222,22 @@ impl<St: Store> Sessions<St, NoClaimsProvider> {
 }
 
 impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
-    fn map(self, f: impl FnOnce(&mut Inner<St, P>)) -> Self {
-        let mut inner =
-            Arc::try_unwrap(self.inner).unwrap_or_else(|_| panic!("configure Sessions before cloning it"));
-        f(&mut inner);
-        Sessions {
-            inner: Arc::new(inner),
-        }
+    /// Builder step, copy-on-write: configuring a clone never changes the others.
+    fn map(mut self, f: impl FnOnce(&mut Inner<St, P>)) -> Self {
+        f(Arc::make_mut(&mut self.inner));
+        self
     }
 
     /// Supplies the application's claims at login and refresh.
     pub fn claims_provider<P2: ClaimsProvider>(self, provider: P2) -> Sessions<St, P2> {
-        let i =
-            Arc::try_unwrap(self.inner).unwrap_or_else(|_| panic!("configure Sessions before cloning it"));
+        let i = Arc::unwrap_or_clone(self.inner);
         Sessions {
             inner: Arc::new(Inner {
                 issuer: i.issuer,
                 validation: i.validation,
                 store: i.store,
                 secrets: i.secrets,
-                provider,
+                provider: Arc::new(provider),
                 absolute: i.absolute,
                 idle: i.idle,
                 grace: i.grace,
@@ -252,12 +250,13 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
 
     /// Absolute session lifetime (default 7 days); rotation never extends it.
     pub fn absolute_lifetime(self, lifetime: Duration) -> Self {
-        self.map(|i| i.absolute = lifetime)
+        self.map(|i| i.absolute = setting(lifetime))
     }
 
-    /// End sessions not refreshed for `idle` (default: no idle timeout).
+    /// End sessions not refreshed for `idle` (default: no idle timeout; zero turns it off,
+    /// as a session that dies the instant it starts is never what is meant).
     pub fn idle_timeout(self, idle: Duration) -> Self {
-        self.map(|i| i.idle = Some(idle))
+        self.map(|i| i.idle = (ms(idle) > 0).then(|| setting(idle)))
     }
 
     /// Grace window for the previous refresh token (default 10 s; 0 disables; values above
@@ -271,6 +270,7 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
 
     /// Clock-skew allowance (default 60 s): revocation windows cover `exp` + leeway.
     pub fn leeway(self, leeway: Duration) -> Self {
+        let leeway = setting(leeway);
         self.map(|i| {
             i.leeway = leeway;
             i.validation = i.validation.clone().leeway(leeway);
@@ -357,12 +357,7 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
             .secrets
             .decode(refresh_token)
             .ok_or(SessionError::InvalidGrant)?;
-        let RefreshToken {
-            key_id,
-            sub,
-            sid,
-            generation,
-        } = token;
+        let RefreshToken { sub, sid, generation } = token;
         let rotation = Rotation {
             sub: &sub,
             sid: &sid,
@@ -398,8 +393,10 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
             return Err(SessionError::InvalidGrant);
         };
         let access = self.inner.issuer.issue(&sub, &sid, &claims)?;
-        // The grace answer re-derives the *current* token, under the secret it was minted with.
-        let refresh_token = self.inner.secrets.encode_for(&key_id, &sub, &sid, generation);
+        // Always the current secret: a token minted under a retired secret moves to the new
+        // one at its next rotation, so retiring a secret logs nobody out. The store tracks
+        // generations, not secrets, so the grace answer is valid whichever secret signs it.
+        let refresh_token = self.inner.secrets.encode(&sub, &sid, generation);
         Ok(TokenPair {
             access,
             refresh_token,

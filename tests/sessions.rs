@@ -10,7 +10,8 @@ use http::{Request, StatusCode};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_jwt_auth::store::{NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus};
 use tower_jwt_auth::{
-    Claims, Issuer, JwtAuthLayer, MemoryStore, RefreshSecrets, SessionError, Sessions, SigningKey, StoreError,
+    Claims, Issuer, JwtAuthLayer, MemoryStore, NoClaims, RefreshSecrets, SessionError, Sessions, SigningKey,
+    StoreError,
 };
 
 /// A store that counts the calls reaching it.
@@ -409,4 +410,65 @@ async fn fifty_racing_refreshes_rotate_once_without_grace() {
 async fn grace_is_capped_at_sixty_seconds() {
     let s = sessions(Duration::from_secs(3600));
     assert!(format!("{s:?}").contains("grace: 60s"), "{s:?}");
+}
+
+#[tokio::test]
+async fn rotating_the_refresh_secret_moves_sessions_to_the_new_one() {
+    let store = Arc::new(MemoryStore::new());
+    let old = sessions_with(store.clone(), Duration::from_secs(10));
+    let first = old.login("alice").await.unwrap();
+    assert!(first.refresh_token.starts_with("rt1.k1."));
+
+    let secrets = RefreshSecrets::new("k2", &[7u8; 32])
+        .unwrap()
+        .with_previous("k1", &[42u8; 32])
+        .unwrap();
+    let rotated = Sessions::new(Issuer::new(key()), store.clone(), secrets).grace(Duration::from_secs(10));
+    let second = rotated.refresh(&first.refresh_token).await.unwrap();
+    assert!(
+        second.refresh_token.starts_with("rt1.k2."),
+        "{}",
+        second.refresh_token
+    );
+    // The grace answer comes under the current secret too.
+    let retry = rotated.refresh(&first.refresh_token).await.unwrap();
+    assert_eq!(retry.refresh_token, second.refresh_token);
+
+    // Once k1 is retired entirely, the session lives on.
+    let only_new = Sessions::new(
+        Issuer::new(key()),
+        store,
+        RefreshSecrets::new("k2", &[7u8; 32]).unwrap(),
+    );
+    let third = only_new.refresh(&second.refresh_token).await.unwrap();
+    assert_eq!(third.sid, first.sid);
+}
+
+#[tokio::test]
+async fn zero_idle_timeout_means_none_and_huge_settings_are_clamped() {
+    let s = sessions(Duration::ZERO)
+        .idle_timeout(Duration::ZERO)
+        .absolute_lifetime(Duration::MAX)
+        .leeway(Duration::MAX);
+    let first = s.login("alice").await.unwrap();
+    let second = s.refresh(&first.refresh_token).await.unwrap();
+    assert_eq!(access_status(&s, &second.access.token).await, StatusCode::OK);
+    let listed = s.list("alice").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    s.logout_all("alice").await.unwrap();
+    assert_eq!(
+        s.refresh(&second.refresh_token).await.unwrap_err(),
+        SessionError::InvalidGrant
+    );
+}
+
+#[tokio::test]
+async fn configuring_a_clone_leaves_the_original_alone() {
+    let original = sessions(Duration::from_secs(10));
+    let copy = original.clone();
+    let changed = copy
+        .grace(Duration::ZERO)
+        .claims_provider(|_sub: String| async { Some(NoClaims {}) });
+    assert!(format!("{original:?}").contains("grace: 10s"), "{original:?}");
+    assert!(format!("{changed:?}").contains("grace: 0ns"), "{changed:?}");
 }

@@ -78,8 +78,9 @@ struct Session {
 
 impl Session {
     fn expires(&self) -> u64 {
-        self.idle
-            .map_or(self.abs_exp, |idle| self.abs_exp.min(self.last_used + idle))
+        self.idle.map_or(self.abs_exp, |idle| {
+            self.abs_exp.min(self.last_used.saturating_add(idle))
+        })
     }
 
     fn info(&self, sid: &str) -> SessionInfo {
@@ -206,7 +207,7 @@ impl Store for MemoryStore {
                 generation: 0,
                 revoked: false,
                 created: now,
-                abs_exp: now + ms(n.absolute),
+                abs_exp: now.saturating_add(ms(n.absolute)),
                 idle: n.idle.map(ms),
                 last_used: now,
                 rotated_at: 0,
@@ -255,7 +256,7 @@ impl Store for MemoryStore {
         let now = now_ms();
         let result = self.lock_for_insert(now).map(|mut s| {
             let user = s.user(sub);
-            user.revoke_sid(sid, now + ms(access_window));
+            user.revoke_sid(sid, now.saturating_add(ms(access_window)));
             match user.sessions.get_mut(sid) {
                 Some(session)
                     if !session.revoked && session.epoch == user.epoch && session.expires() > now =>
@@ -279,7 +280,7 @@ impl Store for MemoryStore {
         let user = s.user(sub);
         user.epoch += 1;
         let nbf = not_before_after(now);
-        let until = now + ms(access_window);
+        let until = now.saturating_add(ms(access_window));
         user.nbf = Some(match user.nbf {
             Some((old, old_until)) => (old.max(nbf), old_until.max(until)),
             None => (nbf, until),
@@ -340,11 +341,11 @@ fn rotate(user: &mut User, r: &Rotation<'_>, now: u64) -> RotateOutcome {
         return RotateOutcome::Rejected(RejectReason::FutureGeneration);
     }
     let in_grace = !r.grace.is_zero() && now.saturating_sub(session.rotated_at) <= ms(r.grace);
-    if r.generation + 1 == current && in_grace {
+    if r.generation.checked_add(1) == Some(current) && in_grace {
         return RotateOutcome::Grace { generation: current };
     }
     session.revoked = true;
-    user.revoke_sid(r.sid, now + ms(r.access_window));
+    user.revoke_sid(r.sid, now.saturating_add(ms(r.access_window)));
     RotateOutcome::ReuseDetected
 }
 
