@@ -305,6 +305,27 @@ async fn lifetimes<S: Store>(s: &S) {
         RotateOutcome::Rejected(_)
     ));
     assert!(s.sessions(&u).await.unwrap().is_empty());
+    // Absurd durations are clamped, never an overflow or a store error.
+    let forever = NewSession {
+        sub: &u,
+        sid: "forever",
+        absolute: Duration::MAX,
+        idle: Some(Duration::MAX),
+    };
+    s.create_session(forever).await.unwrap();
+    let far = Rotation {
+        sub: &u,
+        sid: "forever",
+        generation: 0,
+        grace: GRACE,
+        access_window: Duration::MAX,
+    };
+    assert_eq!(
+        s.rotate(far).await.unwrap(),
+        RotateOutcome::Rotated { generation: 1 }
+    );
+    assert!(s.revoke_session(&u, "forever", Duration::MAX).await.unwrap());
+    s.revoke_all(&u, Duration::MAX).await.unwrap();
 }
 
 async fn race<S: Store>(s: Arc<S>, grace: Duration) -> Vec<RotateOutcome> {
@@ -394,6 +415,10 @@ async fn redis_store_conforms() {
         return;
     };
     let store = Arc::new(RedisStore::connect(&server.url()).await.unwrap());
+    assert_eq!(store.eviction_policy().await.unwrap(), "noeviction");
+    server.cli(&["CONFIG", "SET", "maxmemory-policy", "volatile-lru"]);
+    assert_eq!(store.eviction_policy().await.unwrap(), "volatile-lru");
+    server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
     all_cases(store).await;
 
     // Every key carries a TTL: nothing grows forever. (KEYS on a private test server only.)

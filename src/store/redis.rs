@@ -13,7 +13,9 @@
 //! | `tja:{u:…}:deny:<jti>` | denylisted access token | its `exp` + leeway |
 //!
 //! State changes are Lua scripts (EVALSHA, reloaded on NOSCRIPT) reading the clock with
-//! `TIME`; the middleware's check is one `MGET`. No `KEYS`, no `SCAN`.
+//! `TIME`, except the not-before of logout-all: it is compared with `iat`, which the
+//! application's clock wrote, so the application sends it. The middleware's check is one
+//! `MGET`. No `KEYS`, no `SCAN`.
 
 use std::fmt;
 use std::fmt::Write as _;
@@ -24,9 +26,12 @@ use std::time::Duration;
 use fred::error::Error as RedisError;
 use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
 use fred::prelude::{Builder, Config, Expiration, FromValue, Pool, ReconnectPolicy};
-use fred::types::Value;
+use fred::types::{ClusterHash, CustomCommand, Value};
 
-use super::{NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus};
+use super::{
+    not_before_after, NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo, Store, TokenRef,
+    TokenStatus,
+};
 use crate::clock::{ms, now_ms};
 use crate::error::StoreError;
 
@@ -114,7 +119,18 @@ impl RedisStore<Pool> {
             .build_pool(4)
             .map_err(store_error)?;
         pool.init().await.map_err(store_error)?;
-        Ok(RedisStore::new(pool))
+        let store = RedisStore::new(pool);
+        match store.eviction_policy().await {
+            Ok(policy) if policy != "noeviction" => tracing::warn!(
+                policy = %policy,
+                "Redis may evict keys under memory pressure (maxmemory-policy is not noeviction): \
+                 an evicted revocation would let a revoked token through again"
+            ),
+            Ok(_) => {}
+            // Managed services often disable CONFIG; the operator has to check there.
+            Err(e) => tracing::debug!(error = %e, "cannot read Redis' maxmemory-policy"),
+        }
+        Ok(store)
     }
 }
 
@@ -138,6 +154,23 @@ where
             prefix: DEFAULT_PREFIX.into(),
             scripts: Arc::new(scripts),
         }
+    }
+
+    /// The server's `maxmemory-policy`. It must be `noeviction`: every key here has a TTL, so
+    /// even the `volatile-*` policies may drop a revocation or a session under memory
+    /// pressure. [`RedisStore::connect`] warns when it is not; an error usually means the
+    /// service disables `CONFIG`.
+    pub async fn eviction_policy(&self) -> Result<String, StoreError> {
+        let command = CustomCommand::new("CONFIG", ClusterHash::Random, false);
+        let reply: Vec<String> = self
+            .client
+            .custom(command, vec!["GET", "maxmemory-policy"])
+            .await
+            .map_err(store_error)?;
+        reply
+            .into_iter()
+            .nth(1)
+            .ok_or_else(|| StoreError::new("CONFIG GET maxmemory-policy: empty reply"))
     }
 
     /// Uses `prefix` instead of `tja` for every key.
@@ -194,8 +227,9 @@ where
     }
 }
 
+/// A duration argument in milliseconds, clamped so that Lua's numbers stay exact.
 fn int(v: Duration) -> Value {
-    Value::Integer(i64::try_from(ms(v)).unwrap_or(i64::MAX))
+    Value::Integer(i64::try_from(ms(crate::clock::setting(v))).unwrap_or(i64::MAX))
 }
 
 impl<C> Store for RedisStore<C>
@@ -334,7 +368,8 @@ where
             self.key(&user, "nbf", ""),
             self.key(&user, "sessions", ""),
         ];
-        let args = vec![int(access_window)];
+        let nbf = i64::try_from(not_before_after(now_ms())).unwrap_or(i64::MAX);
+        let args = vec![int(access_window), Value::Integer(nbf)];
         async move {
             let _nbf: i64 = self.run(&self.scripts.revoke_all, keys, args).await?;
             Ok(())
