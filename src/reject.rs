@@ -46,13 +46,14 @@ impl Default for DefaultRejection {
 }
 
 impl DefaultRejection {
-    /// Adds `realm="…"` to the `WWW-Authenticate` challenge. Quotes and backslashes are
-    /// dropped so the header stays well-formed.
+    /// Adds `realm="…"` to the `WWW-Authenticate` challenge. Only printable ASCII and
+    /// spaces are kept, without quotes and backslashes, so the header stays a well-formed
+    /// quoted-string that every client decodes alike.
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
         let realm: String = realm
             .into()
             .chars()
-            .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+            .filter(|c| (c.is_ascii_graphic() || *c == ' ') && *c != '"' && *c != '\\')
             .collect();
         self.realm = Some(realm);
         self
@@ -106,11 +107,15 @@ impl Reject for DefaultRejection {
 }
 
 /// Whether a request is gRPC (`content-type: application/grpc` or `application/grpc+…`).
+///
+/// gRPC-Web (`application/grpc-web…`) is not: its clients expect their own framing, and
+/// they map a plain 401/503 to UNAUTHENTICATED/UNAVAILABLE by the gRPC HTTP-status table.
 pub fn is_grpc(headers: &HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/grpc"))
+        .and_then(|ct| ct.strip_prefix("application/grpc"))
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('+') || rest.starts_with(';'))
 }
 
 /// The HTTP status of an error.
@@ -157,4 +162,42 @@ fn grpc_response(error: &AuthError) -> Response<RejectBody> {
         h.insert("grpc-message", v);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_type(ct: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+        h
+    }
+
+    #[test]
+    fn grpc_but_not_grpc_web() {
+        for ct in [
+            "application/grpc",
+            "application/grpc+proto",
+            "application/grpc;charset=utf-8",
+        ] {
+            assert!(is_grpc(&with_type(ct)), "{ct}");
+        }
+        for ct in [
+            "application/grpc-web",
+            "application/grpc-web-text+proto",
+            "application/grpcx",
+            "text/plain",
+        ] {
+            assert!(!is_grpc(&with_type(ct)), "{ct}");
+        }
+        assert!(!is_grpc(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn realm_keeps_printable_ascii_only() {
+        let r = DefaultRejection::default().realm("caf\u{e9} \"x\"\\\r\n\tapi");
+        let challenge = r.challenge(&AuthError::MissingToken).unwrap();
+        assert_eq!(challenge, "Bearer realm=\"caf xapi\"");
+    }
 }

@@ -50,7 +50,7 @@ impl Validation {
 
     /// Clock-skew allowance for `exp`, `nbf` and `iat`.
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = leeway.as_secs();
+        self.leeway = crate::clock::setting(leeway).as_secs();
         self
     }
 
@@ -62,7 +62,7 @@ impl Validation {
 
     /// Largest accepted `exp − iat`: set it to the issuer's access-token lifetime.
     pub fn max_lifetime(mut self, lifetime: Duration) -> Self {
-        self.max_lifetime = lifetime.as_secs();
+        self.max_lifetime = crate::clock::setting(lifetime).as_secs();
         self
     }
 
@@ -119,7 +119,7 @@ impl Validation {
         if header.alg.as_deref() != Some("RS256") {
             return Err(InvalidToken::Algorithm);
         }
-        if header.crit.is_some() {
+        if header.crit {
             return Err(InvalidToken::CriticalHeader);
         }
         let key = header
@@ -196,8 +196,13 @@ struct Header<'a> {
     typ: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     kid: Option<Cow<'a, str>>,
-    #[serde(default)]
-    crit: Option<IgnoredAny>,
+    /// Whether `crit` is present at all, whatever its value (`null` included).
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| true)
 }
 
 /// Parses JSON that must be an object (serde would also read a struct from an array).

@@ -37,7 +37,8 @@ pub(crate) fn bearer_token<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<Opti
 }
 
 fn query_has_token(query: &str) -> bool {
-    query.contains("access_token")
+    // Cheap prefilter; a percent-encoded name (`access%5Ftoken`) must still be caught.
+    (query.contains("access_token") || query.contains('%'))
         && form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "access_token")
 }
 
@@ -101,7 +102,19 @@ mod tests {
             bearer_token(&headers(&[]), &uri),
             Err(AuthError::InvalidRequest(InvalidRequest::TokenInQuery))
         );
-        let uri: Uri = "/me?not_access_token_really=1".parse().unwrap();
+        for q in [
+            "access%5Ftoken=abc",
+            "%61ccess_token=abc",
+            "a=%20&access%5ftoken=",
+        ] {
+            let uri: Uri = format!("/me?{q}").parse().unwrap();
+            assert_eq!(
+                bearer_token(&headers(&[]), &uri),
+                Err(AuthError::InvalidRequest(InvalidRequest::TokenInQuery)),
+                "{q}"
+            );
+        }
+        let uri: Uri = "/me?not_access_token_really=1&q=%41".parse().unwrap();
         assert_eq!(bearer_token(&headers(&[]), &uri), Ok(None));
     }
 }

@@ -234,6 +234,8 @@ fn crit_is_refused() {
     assert_eq!(verify(&forge(&h, &claims())), Err(InvalidToken::CriticalHeader));
     h["crit"] = json!([]);
     assert_eq!(verify(&forge(&h, &claims())), Err(InvalidToken::CriticalHeader));
+    h["crit"] = json!(null);
+    assert_eq!(verify(&forge(&h, &claims())), Err(InvalidToken::CriticalHeader));
 }
 
 #[test]
