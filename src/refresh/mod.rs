@@ -129,7 +129,9 @@ impl<St: Store, P: ClaimsProvider> RefreshService<St, P> {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let sessions = &self.sessions;
-        let creds = match read_credentials(req, sessions.inner.cookie.as_ref(), self.body_limit).await {
+        let grant_required = self.action == Action::Refresh;
+        let cookie = sessions.inner.cookie.as_ref();
+        let creds = match read_credentials(req, cookie, self.body_limit, grant_required).await {
             Ok(c) => c,
             Err(e) => return error_response(&e, None),
         };

@@ -31,6 +31,7 @@ pub(crate) async fn read_credentials<B>(
     req: Request<B>,
     cookie: Option<&CookieConfig>,
     limit: usize,
+    grant_required: bool,
 ) -> Result<Credentials, EndpointError>
 where
     B: Body,
@@ -77,7 +78,7 @@ where
     } else {
         match content_type.as_deref() {
             Some("application/json") => json_token(&body)?,
-            Some("application/x-www-form-urlencoded") => form_token(&body)?,
+            Some("application/x-www-form-urlencoded") => form_token(&body, grant_required)?,
             _ => return Err(EndpointError::UnsupportedMediaType),
         }
     };
@@ -110,7 +111,9 @@ fn json_token(body: &Bytes) -> Result<Option<String>, EndpointError> {
     Ok(parsed.refresh_token.filter(|t| !t.is_empty()))
 }
 
-fn form_token(body: &Bytes) -> Result<Option<String>, EndpointError> {
+/// `grant_required`: a refresh form names its grant type (RFC 6749 §6); a logout form has
+/// no grant, so there it is optional.
+fn form_token(body: &Bytes, grant_required: bool) -> Result<Option<String>, EndpointError> {
     let mut grant_type = None;
     let mut token = None;
     for (k, v) in form_urlencoded::parse(body) {
@@ -124,10 +127,36 @@ fn form_token(body: &Bytes) -> Result<Option<String>, EndpointError> {
             return Err(EndpointError::InvalidRequest("repeated parameter"));
         }
     }
-    // RFC 6749 §6: a form refresh request names its grant type.
     match grant_type.as_deref() {
-        None => return Err(EndpointError::InvalidRequest("missing grant_type")),
+        None if grant_required => return Err(EndpointError::InvalidRequest("missing grant_type")),
         other => check_grant_type(other)?,
     }
     Ok(token.filter(|t| !t.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_forms_name_their_grant_and_logout_forms_need_not() {
+        let bare = Bytes::from_static(b"refresh_token=abc");
+        assert!(matches!(
+            form_token(&bare, true),
+            Err(EndpointError::InvalidRequest("missing grant_type"))
+        ));
+        assert_eq!(form_token(&bare, false).unwrap().as_deref(), Some("abc"));
+        let granted = Bytes::from_static(b"grant_type=refresh_token&refresh_token=abc");
+        assert_eq!(form_token(&granted, true).unwrap().as_deref(), Some("abc"));
+        let other = Bytes::from_static(b"grant_type=password&refresh_token=abc");
+        assert!(matches!(
+            form_token(&other, false),
+            Err(EndpointError::UnsupportedGrantType)
+        ));
+        let twice = Bytes::from_static(b"grant_type=refresh_token&refresh_token=a&refresh_token=b");
+        assert!(matches!(
+            form_token(&twice, true),
+            Err(EndpointError::InvalidRequest(_))
+        ));
+    }
 }
