@@ -98,18 +98,6 @@ pub fn init_tracing() {
         .init();
 }
 
-/// Prints a ready token for `alice` (when this process can mint) and flushes, so a user or a
-/// test can use it at once.
-pub fn print_ready_token(issuer: Option<&Issuer>) -> Result<(), Box<dyn Error>> {
-    use std::io::Write;
-    if let Some(issuer) = issuer {
-        let token = issuer.issue_plain("alice", "example-session")?;
-        println!("ACCESS_TOKEN={}", token.token);
-    }
-    std::io::stdout().flush()?;
-    Ok(())
-}
-
 /// The Redis store for `REDIS_URL` (`redis://`, `rediss://`, `redis-cluster://`).
 #[cfg(feature = "redis")]
 pub async fn redis_store(url: &str) -> Result<tower_jwt_auth::store::RedisStore, Box<dyn Error>> {
