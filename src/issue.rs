@@ -109,7 +109,18 @@ impl Issuer {
     /// `extra` must serialize to a JSON object (a struct or map) that does not redefine a
     /// registered claim.
     pub fn issue<C: Serialize>(&self, sub: &str, sid: &str, extra: &C) -> Result<AccessToken, KeyError> {
-        let now = crate::clock::now_secs();
+        self.issue_at(sub, sid, extra, crate::clock::now_secs())
+    }
+
+    /// [`Issuer::issue`] with `iat = now` (seconds): sessions pass the time they asked the
+    /// store, raised to the user's not-before.
+    pub(crate) fn issue_at<C: Serialize>(
+        &self,
+        sub: &str,
+        sid: &str,
+        extra: &C,
+        now: u64,
+    ) -> Result<AccessToken, KeyError> {
         let jti = random_id();
         let ttl = self.access_ttl.as_secs();
         let claims = ClaimsOut {

@@ -8,11 +8,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::claims::NoClaims;
-use crate::clock::{ms, setting};
+use crate::clock::{ms, now_secs, setting};
 use crate::error::{InvalidToken, KeyError, StoreError};
 use crate::issue::{random_id, AccessToken, Issuer};
 use crate::refresh_token::{RefreshSecrets, RefreshToken, MAX_SUB_LEN};
-use crate::store::{NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus};
+use crate::store::{Grant, NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus};
 use crate::verify::{Validation, DEFAULT_LEEWAY};
 
 /// Default absolute session lifetime: 7 days, never extended by rotation.
@@ -23,6 +23,8 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 pub const DEFAULT_SESSION_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest grace window accepted.
 pub const MAX_GRACE: Duration = Duration::from_secs(60);
+/// Default cap on one user's sessions: a login beyond it ends the session ending soonest.
+pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 100;
 
 /// Supplies the application's claims for a user at login and at every refresh, so a
 /// changed role takes effect within one access-token lifetime. `None` means the user no
@@ -67,6 +69,9 @@ pub struct TokenPair {
     pub refresh_token: String,
     /// The session id.
     pub sid: String,
+    /// When the session ends at the latest (its absolute lifetime), ms since the Unix epoch:
+    /// the refresh cookie lives no longer.
+    pub session_end_ms: u64,
 }
 
 /// The RFC 6749 §5.1 token response body.
@@ -154,6 +159,7 @@ pub(crate) struct Inner<St, P> {
     pub(crate) provider: Arc<P>,
     pub(crate) absolute: Duration,
     pub(crate) idle: Option<Duration>,
+    pub(crate) max_per_user: usize,
     pub(crate) grace: Duration,
     pub(crate) leeway: Duration,
     pub(crate) cookie: Option<crate::refresh::CookieConfig>,
@@ -170,6 +176,7 @@ impl<St, P> Clone for Inner<St, P> {
             provider: self.provider.clone(),
             absolute: self.absolute,
             idle: self.idle,
+            max_per_user: self.max_per_user,
             grace: self.grace,
             leeway: self.leeway,
             cookie: self.cookie.clone(),
@@ -212,6 +219,7 @@ impl<St: Store> Sessions<St, NoClaimsProvider> {
                 provider: Arc::new(NoClaimsProvider),
                 absolute: DEFAULT_SESSION_LIFETIME,
                 idle: None,
+                max_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
                 grace: DEFAULT_GRACE,
                 leeway: DEFAULT_LEEWAY,
                 cookie: Some(crate::refresh::CookieConfig::default()),
@@ -240,6 +248,7 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
                 provider: Arc::new(provider),
                 absolute: i.absolute,
                 idle: i.idle,
+                max_per_user: i.max_per_user,
                 grace: i.grace,
                 leeway: i.leeway,
                 cookie: i.cookie,
@@ -257,6 +266,14 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
     /// as a session that dies the instant it starts is never what is meant).
     pub fn idle_timeout(self, idle: Duration) -> Self {
         self.map(|i| i.idle = (ms(idle) > 0).then(|| setting(idle)))
+    }
+
+    /// Most sessions one user may hold at once (default 100; at least 1). A login beyond
+    /// it ends the user's session that would end soonest (an expired or idle one first):
+    /// that session's refresh token stops working and its access tokens live out their
+    /// short lifetime. This bounds what one account can make the store hold.
+    pub fn max_sessions_per_user(self, max: usize) -> Self {
+        self.map(|i| i.max_per_user = max.max(1))
     }
 
     /// Grace window for the previous refresh token (default 10 s; 0 disables; values above
@@ -338,14 +355,35 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
             sid: &sid,
             absolute: self.inner.absolute,
             idle: self.inner.idle,
+            max_per_user: self.inner.max_per_user,
         };
-        self.within(self.inner.store.create_session(session)).await?;
-        let access = self.inner.issuer.issue(sub, &sid, &claims)?;
-        let refresh_token = self.inner.secrets.encode(sub, &sid, 0);
+        let now = now_secs();
+        let grant = self.within(self.inner.store.create_session(session)).await?;
+        self.pair(sub, sid, &claims, now, grant)
+    }
+
+    /// Mints the pair a grant allows. `asked_at` is when the store was asked: with the
+    /// not-before read in the same atomic step, `iat` orders the token against logout-all
+    /// exactly (before it: revoked; after it: live), whatever happens in between.
+    fn pair<C: Serialize>(
+        &self,
+        sub: &str,
+        sid: String,
+        claims: &C,
+        asked_at: u64,
+        grant: Grant,
+    ) -> Result<TokenPair, SessionError> {
+        let iat = asked_at.max(grant.not_before);
+        let access = self.inner.issuer.issue_at(sub, &sid, claims, iat)?;
+        // Always the current secret: a token minted under a retired secret moves to the new
+        // one at its next rotation, so retiring a secret logs nobody out. The store tracks
+        // generations, not secrets, so the grace answer is valid whichever secret signs it.
+        let refresh_token = self.inner.secrets.encode(sub, &sid, grant.generation);
         Ok(TokenPair {
             access,
             refresh_token,
             sid,
+            session_end_ms: grant.session_end_ms,
         })
     }
 
@@ -365,11 +403,12 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
             grace: self.inner.grace,
             access_window: self.access_window(),
         };
-        let generation = match self.within(self.inner.store.rotate(rotation)).await? {
-            RotateOutcome::Rotated { generation } => generation,
-            RotateOutcome::Grace { generation } => {
+        let now = now_secs();
+        let grant = match self.within(self.inner.store.rotate(rotation)).await? {
+            RotateOutcome::Rotated(grant) => grant,
+            RotateOutcome::Grace(grant) => {
                 tracing::debug!(sub = %sub, sid = %sid, "previous refresh token used within the grace window");
-                generation
+                grant
             }
             RotateOutcome::ReuseDetected => {
                 tracing::warn!(
@@ -392,16 +431,7 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
                 .await?;
             return Err(SessionError::InvalidGrant);
         };
-        let access = self.inner.issuer.issue(&sub, &sid, &claims)?;
-        // Always the current secret: a token minted under a retired secret moves to the new
-        // one at its next rotation, so retiring a secret logs nobody out. The store tracks
-        // generations, not secrets, so the grace answer is valid whichever secret signs it.
-        let refresh_token = self.inner.secrets.encode(&sub, &sid, generation);
-        Ok(TokenPair {
-            access,
-            refresh_token,
-            sid,
-        })
+        self.pair(&sub, sid, &claims, now, grant)
     }
 
     /// Verifies an access token and checks its revocation (for endpoints outside the
@@ -410,7 +440,7 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
         let claims: crate::Claims = self
             .inner
             .validation
-            .verify(access_token, crate::clock::now_secs())
+            .verify(access_token, now_secs())
             .map_err(SessionError::InvalidToken)?;
         let token = TokenRef {
             sub: &claims.sub,
@@ -441,11 +471,7 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
                 .await?;
         }
         if let Some(token) = access_token {
-            if let Ok(claims) = self
-                .inner
-                .validation
-                .verify::<NoClaims>(token, crate::clock::now_secs())
-            {
+            if let Ok(claims) = self.inner.validation.verify::<NoClaims>(token, now_secs()) {
                 let until = claims.exp + self.inner.leeway.as_secs();
                 self.within(self.inner.store.deny_token(&claims.sub, &claims.jti, until))
                     .await?;

@@ -11,7 +11,9 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_jwt_auth::reject::RejectBody;
-use tower_jwt_auth::store::{NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus};
+use tower_jwt_auth::store::{
+    Grant, NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus,
+};
 use tower_jwt_auth::{AuthError, Claims, Issuer, JwtAuthLayer, MemoryStore, SigningKey, StoreError};
 
 /// A store whose revocation check fails, or hangs.
@@ -28,10 +30,7 @@ impl Store for Broken {
             Broken::Hangs => std::future::pending().await,
         }
     }
-    fn create_session(
-        &self,
-        _: NewSession<'_>,
-    ) -> impl Future<Output = Result<SessionInfo, StoreError>> + Send {
+    fn create_session(&self, _: NewSession<'_>) -> impl Future<Output = Result<Grant, StoreError>> + Send {
         std::future::ready(Err(StoreError::new("down")))
     }
     fn rotate(&self, _: Rotation<'_>) -> impl Future<Output = Result<RotateOutcome, StoreError>> + Send {

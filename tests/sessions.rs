@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use http::{Request, StatusCode};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
-use tower_jwt_auth::store::{NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus};
+use tower_jwt_auth::store::{
+    Grant, NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus,
+};
 use tower_jwt_auth::{
     Claims, Issuer, JwtAuthLayer, MemoryStore, NoClaims, RefreshSecrets, SessionError, Sessions, SigningKey,
     StoreError,
@@ -35,10 +37,7 @@ impl Store for Counting {
         self.hit();
         self.inner.check(t)
     }
-    fn create_session(
-        &self,
-        s: NewSession<'_>,
-    ) -> impl Future<Output = Result<SessionInfo, StoreError>> + Send {
+    fn create_session(&self, s: NewSession<'_>) -> impl Future<Output = Result<Grant, StoreError>> + Send {
         self.hit();
         self.inner.create_session(s)
     }
@@ -111,6 +110,14 @@ async fn rotate_gives_a_new_pair_and_the_old_token_is_spent() {
     assert_ne!(first.refresh_token, second.refresh_token);
     assert_ne!(first.access.jti, second.access.jti);
     assert_eq!(first.sid, second.sid);
+    // The session's end (the refresh cookie's lifetime) never moves.
+    assert_eq!(first.session_end_ms, second.session_end_ms);
+    let week_from_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 7 * 24 * 3600 * 1000;
+    assert!(first.session_end_ms.abs_diff(week_from_now) < 5_000);
     let third = s.refresh(&second.refresh_token).await.unwrap();
     assert_eq!(access_status(&s, &third.access.token).await, StatusCode::OK);
 }
@@ -326,12 +333,36 @@ async fn logout_all_ends_every_session_and_access_token_at_once() {
     assert!(s.list("alice").await.unwrap().is_empty());
     // Bob is untouched.
     assert_eq!(access_status(&s, &bob.access.token).await, StatusCode::OK);
-    // Alice can log in again (the token minted in the logout's second may be refused for
-    // under a second: wait it out).
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Alice can log in again at once, in the logout's own second: her new access token is
+    // issued no earlier than the not-before, so it is not born revoked.
     let fresh = s.login("alice").await.unwrap();
     assert_eq!(access_status(&s, &fresh.access.token).await, StatusCode::OK);
-    assert!(s.refresh(&fresh.refresh_token).await.is_ok());
+    let next = s.refresh(&fresh.refresh_token).await.unwrap();
+    assert_eq!(access_status(&s, &next.access.token).await, StatusCode::OK);
+    // Tokens issued before a second logout-all die with it, however close.
+    s.logout_all("alice").await.unwrap();
+    assert_eq!(
+        access_status(&s, &next.access.token).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_login_past_the_per_user_cap_ends_the_oldest_session() {
+    let s = sessions(Duration::ZERO).max_sessions_per_user(2);
+    let first = s.login("alice").await.unwrap();
+    let second = s.login("alice").await.unwrap();
+    let bob = s.login("bob").await.unwrap();
+    let third = s.login("alice").await.unwrap();
+    assert_eq!(
+        s.refresh(&first.refresh_token).await.unwrap_err(),
+        SessionError::InvalidGrant
+    );
+    for p in [&second, &third, &bob] {
+        assert!(s.refresh(&p.refresh_token).await.is_ok());
+    }
+    assert_eq!(s.list("alice").await.unwrap().len(), 2);
+    assert_eq!(s.store().len(), 3, "the ended session is gone, not kept");
 }
 
 #[tokio::test]

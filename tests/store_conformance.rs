@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tower_jwt_auth::store::{
-    NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus,
+    Grant, NewSession, RejectReason, RotateOutcome, Rotation, Store, TokenRef, TokenStatus,
 };
 use tower_jwt_auth::{MemoryStore, RedisStore};
 
 const WINDOW: Duration = Duration::from_secs(960);
 const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+const MAX_PER_USER: usize = 100;
 
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
@@ -30,18 +31,47 @@ fn user(case: &str) -> String {
     )
 }
 
-async fn create<S: Store>(s: &S, sub: &str, sid: &str) -> SessionInfo {
-    s.create_session(NewSession {
+fn session<'a>(sub: &'a str, sid: &'a str) -> NewSession<'a> {
+    NewSession {
         sub,
         sid,
         absolute: WEEK,
         idle: None,
-    })
-    .await
-    .unwrap()
+        max_per_user: MAX_PER_USER,
+    }
 }
 
-async fn rotate<S: Store>(s: &S, sub: &str, sid: &str, generation: u64, grace: Duration) -> RotateOutcome {
+async fn create<S: Store>(s: &S, sub: &str, sid: &str) -> Grant {
+    s.create_session(session(sub, sid)).await.unwrap()
+}
+
+/// A rotation's outcome with its grant reduced to the generation, for comparisons.
+#[derive(Debug, PartialEq, Eq)]
+enum Out {
+    Rotated(u64),
+    Grace(u64),
+    Reuse,
+    Rejected(RejectReason),
+}
+
+impl From<RotateOutcome> for Out {
+    fn from(o: RotateOutcome) -> Self {
+        match o {
+            RotateOutcome::Rotated(g) => Out::Rotated(g.generation),
+            RotateOutcome::Grace(g) => Out::Grace(g.generation),
+            RotateOutcome::ReuseDetected => Out::Reuse,
+            RotateOutcome::Rejected(r) => Out::Rejected(r),
+        }
+    }
+}
+
+async fn rotate_grant<S: Store>(
+    s: &S,
+    sub: &str,
+    sid: &str,
+    generation: u64,
+    grace: Duration,
+) -> RotateOutcome {
     s.rotate(Rotation {
         sub,
         sid,
@@ -53,6 +83,10 @@ async fn rotate<S: Store>(s: &S, sub: &str, sid: &str, generation: u64, grace: D
     .unwrap()
 }
 
+async fn rotate<S: Store>(s: &S, sub: &str, sid: &str, generation: u64, grace: Duration) -> Out {
+    rotate_grant(s, sub, sid, generation, grace).await.into()
+}
+
 async fn check<S: Store>(s: &S, sub: &str, sid: &str, jti: &str, iat: u64) -> TokenStatus {
     s.check(TokenRef { sub, sid, jti, iat }).await.unwrap()
 }
@@ -62,36 +96,27 @@ const GRACE: Duration = Duration::from_secs(10);
 
 async fn rotation_and_grace<S: Store>(s: &S) {
     let u = user("rotate");
-    let info = create(s, &u, "s1").await;
-    assert_eq!(info.generation, 0);
-    assert!(info.expires_ms > info.created_ms);
+    let grant = create(s, &u, "s1").await;
+    assert_eq!(grant.generation, 0);
+    let week_ms = WEEK.as_millis() as u64;
+    let end = now_secs() * 1000 + week_ms;
+    assert!(grant.session_end_ms.abs_diff(end) < 5_000, "{grant:?}");
+    assert_eq!(grant.not_before, 0, "no logout-all yet");
     assert_eq!(check(s, &u, "s1", "j", now_secs()).await, TokenStatus::Active);
-    assert_eq!(
-        rotate(s, &u, "s1", 0, GRACE).await,
-        RotateOutcome::Rotated { generation: 1 }
-    );
+    assert_eq!(rotate(s, &u, "s1", 0, GRACE).await, Out::Rotated(1));
     // The previous token within grace: the current generation, nothing written.
-    assert_eq!(
-        rotate(s, &u, "s1", 0, GRACE).await,
-        RotateOutcome::Grace { generation: 1 }
-    );
-    assert_eq!(
-        rotate(s, &u, "s1", 0, GRACE).await,
-        RotateOutcome::Grace { generation: 1 }
-    );
-    assert_eq!(
-        rotate(s, &u, "s1", 1, GRACE).await,
-        RotateOutcome::Rotated { generation: 2 }
-    );
+    assert_eq!(rotate(s, &u, "s1", 0, GRACE).await, Out::Grace(1));
+    assert_eq!(rotate(s, &u, "s1", 0, GRACE).await, Out::Grace(1));
+    assert_eq!(rotate(s, &u, "s1", 1, GRACE).await, Out::Rotated(2));
     // Two generations back: reuse, even within the grace period.
-    assert_eq!(rotate(s, &u, "s1", 0, GRACE).await, RotateOutcome::ReuseDetected);
+    assert_eq!(rotate(s, &u, "s1", 0, GRACE).await, Out::Reuse);
     assert_eq!(
         check(s, &u, "s1", "j", now_secs()).await,
         TokenStatus::SessionRevoked
     );
     assert_eq!(
         rotate(s, &u, "s1", 2, GRACE).await,
-        RotateOutcome::Rejected(RejectReason::Revoked)
+        Out::Rejected(RejectReason::Revoked)
     );
 }
 
@@ -99,62 +124,46 @@ async fn reuse_without_grace<S: Store>(s: &S) {
     let u = user("reuse");
     create(s, &u, "s1").await;
     create(s, &u, "s2").await;
-    assert_eq!(
-        rotate(s, &u, "s1", 0, NO_GRACE).await,
-        RotateOutcome::Rotated { generation: 1 }
-    );
-    assert_eq!(
-        rotate(s, &u, "s1", 0, NO_GRACE).await,
-        RotateOutcome::ReuseDetected
-    );
+    assert_eq!(rotate(s, &u, "s1", 0, NO_GRACE).await, Out::Rotated(1));
+    assert_eq!(rotate(s, &u, "s1", 0, NO_GRACE).await, Out::Reuse);
     assert_eq!(
         check(s, &u, "s1", "j", now_secs()).await,
         TokenStatus::SessionRevoked
     );
     assert_eq!(
         rotate(s, &u, "s1", 1, NO_GRACE).await,
-        RotateOutcome::Rejected(RejectReason::Revoked)
+        Out::Rejected(RejectReason::Revoked)
     );
     // The user's other session is untouched.
     assert_eq!(check(s, &u, "s2", "j", now_secs()).await, TokenStatus::Active);
-    assert_eq!(
-        rotate(s, &u, "s2", 0, NO_GRACE).await,
-        RotateOutcome::Rotated { generation: 1 }
-    );
+    assert_eq!(rotate(s, &u, "s2", 0, NO_GRACE).await, Out::Rotated(1));
 }
 
 async fn grace_expires<S: Store>(s: &S) {
     let u = user("grace-ends");
     create(s, &u, "s").await;
     let grace = Duration::from_millis(300);
-    assert_eq!(
-        rotate(s, &u, "s", 0, grace).await,
-        RotateOutcome::Rotated { generation: 1 }
-    );
+    assert_eq!(rotate(s, &u, "s", 0, grace).await, Out::Rotated(1));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(rotate(s, &u, "s", 0, grace).await, RotateOutcome::ReuseDetected);
+    assert_eq!(rotate(s, &u, "s", 0, grace).await, Out::Reuse);
 }
 
 async fn unknown_and_future<S: Store>(s: &S) {
     let u = user("unknown");
     assert_eq!(
         rotate(s, &u, "nope", 0, GRACE).await,
-        RotateOutcome::Rejected(RejectReason::Missing)
+        Out::Rejected(RejectReason::Missing)
     );
     create(s, &u, "s").await;
     assert_eq!(
         rotate(s, &u, "s", 3, GRACE).await,
-        RotateOutcome::Rejected(RejectReason::FutureGeneration)
+        Out::Rejected(RejectReason::FutureGeneration)
     );
-    assert_eq!(
-        rotate(s, &u, "s", 0, GRACE).await,
-        RotateOutcome::Rotated { generation: 1 },
-        "left intact"
-    );
+    assert_eq!(rotate(s, &u, "s", 0, GRACE).await, Out::Rotated(1), "left intact");
     // Another user naming the same sid finds nothing.
     assert_eq!(
         rotate(s, &user("other"), "s", 1, GRACE).await,
-        RotateOutcome::Rejected(RejectReason::Missing)
+        Out::Rejected(RejectReason::Missing)
     );
 }
 
@@ -196,15 +205,23 @@ async fn revoke_one<S: Store>(s: &S) {
     );
     assert_eq!(
         rotate(s, &u, "s1", 0, GRACE).await,
-        RotateOutcome::Rejected(RejectReason::Revoked)
+        Out::Rejected(RejectReason::Revoked)
     );
     let listed: Vec<String> = s.sessions(&u).await.unwrap().into_iter().map(|i| i.sid).collect();
     assert_eq!(listed, vec!["s2".to_owned()]);
+    // An unknown session id writes nothing, so no caller can grow the store at will.
+    assert!(!s.revoke_session(&u, "never-issued", WINDOW).await.unwrap());
+    assert_eq!(
+        check(s, &u, "never-issued", "j", now_secs()).await,
+        TokenStatus::Active
+    );
     // The access-token mark lasts the access window only.
     let short = user("revoke-short");
-    s.revoke_session(&short, "s", Duration::from_millis(300))
+    create(s, &short, "s").await;
+    assert!(s
+        .revoke_session(&short, "s", Duration::from_millis(300))
         .await
-        .unwrap();
+        .unwrap());
     assert_eq!(
         check(s, &short, "s", "j", now_secs()).await,
         TokenStatus::SessionRevoked
@@ -231,20 +248,29 @@ async fn logout_everywhere<S: Store>(s: &S) {
     for sid in ["s1", "s2"] {
         assert_eq!(
             rotate(s, &u, sid, 0, GRACE).await,
-            RotateOutcome::Rejected(RejectReason::UserLoggedOut)
+            Out::Rejected(RejectReason::UserLoggedOut)
         );
     }
     assert!(s.sessions(&u).await.unwrap().is_empty());
     assert!(!s.revoke_session(&u, "s1", WINDOW).await.unwrap(), "already dead");
-    // A session started afterwards works, and tokens issued in a later second pass.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    create(s, &u, "s3").await;
-    assert_eq!(
-        rotate(s, &u, "s3", 0, GRACE).await,
-        RotateOutcome::Rotated { generation: 1 }
+    // A session started afterwards, even in the same second, learns the not-before
+    // atomically: an access token issued at max(now, not_before) passes.
+    let grant = create(s, &u, "s3").await;
+    assert!(
+        grant.not_before > issued && grant.not_before <= now_secs() + 1,
+        "{grant:?}"
     );
-    assert_eq!(check(s, &u, "s3", "j", now_secs()).await, TokenStatus::Active);
+    let iat = now_secs().max(grant.not_before);
+    assert_eq!(check(s, &u, "s3", "j", iat).await, TokenStatus::Active);
+    assert_eq!(check(s, &u, "s3", "j", iat - 1).await, TokenStatus::UserLoggedOut);
+    let RotateOutcome::Rotated(g) = rotate_grant(s, &u, "s3", 0, GRACE).await else {
+        panic!("the new session rotates");
+    };
+    assert_eq!((g.generation, g.not_before), (1, grant.not_before));
     assert_eq!(s.sessions(&u).await.unwrap().len(), 1);
+    // A second logout-all, however soon, also ends the tokens issued at that not-before.
+    s.revoke_all(&u, WINDOW).await.unwrap();
+    assert_eq!(check(s, &u, "s3", "j", iat).await, TokenStatus::UserLoggedOut);
 }
 
 async fn listing<S: Store>(s: &S) {
@@ -271,6 +297,7 @@ async fn lifetimes<S: Store>(s: &S) {
         sid: "abs",
         absolute: Duration::from_millis(800),
         idle: None,
+        max_per_user: MAX_PER_USER,
     };
     s.create_session(short).await.unwrap();
     let idle = NewSession {
@@ -278,32 +305,18 @@ async fn lifetimes<S: Store>(s: &S) {
         sid: "idle",
         absolute: Duration::from_secs(60),
         idle: Some(Duration::from_millis(700)),
+        max_per_user: MAX_PER_USER,
     };
     s.create_session(idle).await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(
-        rotate(s, &u, "abs", 0, GRACE).await,
-        RotateOutcome::Rotated { generation: 1 }
-    );
-    assert_eq!(
-        rotate(s, &u, "idle", 0, GRACE).await,
-        RotateOutcome::Rotated { generation: 1 }
-    );
+    assert_eq!(rotate(s, &u, "abs", 0, GRACE).await, Out::Rotated(1));
+    assert_eq!(rotate(s, &u, "idle", 0, GRACE).await, Out::Rotated(1));
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Rotation never extends the absolute lifetime; activity extends the idle one.
-    assert!(matches!(
-        rotate(s, &u, "abs", 1, GRACE).await,
-        RotateOutcome::Rejected(_)
-    ));
-    assert_eq!(
-        rotate(s, &u, "idle", 1, GRACE).await,
-        RotateOutcome::Rotated { generation: 2 }
-    );
+    assert!(matches!(rotate(s, &u, "abs", 1, GRACE).await, Out::Rejected(_)));
+    assert_eq!(rotate(s, &u, "idle", 1, GRACE).await, Out::Rotated(2));
     tokio::time::sleep(Duration::from_millis(900)).await;
-    assert!(matches!(
-        rotate(s, &u, "idle", 2, GRACE).await,
-        RotateOutcome::Rejected(_)
-    ));
+    assert!(matches!(rotate(s, &u, "idle", 2, GRACE).await, Out::Rejected(_)));
     assert!(s.sessions(&u).await.unwrap().is_empty());
     // Absurd durations are clamped, never an overflow or a store error.
     let forever = NewSession {
@@ -311,6 +324,7 @@ async fn lifetimes<S: Store>(s: &S) {
         sid: "forever",
         absolute: Duration::MAX,
         idle: Some(Duration::MAX),
+        max_per_user: usize::MAX,
     };
     s.create_session(forever).await.unwrap();
     let far = Rotation {
@@ -320,15 +334,12 @@ async fn lifetimes<S: Store>(s: &S) {
         grace: GRACE,
         access_window: Duration::MAX,
     };
-    assert_eq!(
-        s.rotate(far).await.unwrap(),
-        RotateOutcome::Rotated { generation: 1 }
-    );
+    assert_eq!(Out::from(s.rotate(far).await.unwrap()), Out::Rotated(1));
     assert!(s.revoke_session(&u, "forever", Duration::MAX).await.unwrap());
     s.revoke_all(&u, Duration::MAX).await.unwrap();
 }
 
-async fn race<S: Store>(s: Arc<S>, grace: Duration) -> Vec<RotateOutcome> {
+async fn race<S: Store>(s: Arc<S>, grace: Duration) -> Vec<Out> {
     let u = user("race");
     create(&*s, &u, "s").await;
     let barrier = Arc::new(tokio::sync::Barrier::new(50));
@@ -350,42 +361,64 @@ async fn race<S: Store>(s: Arc<S>, grace: Duration) -> Vec<RotateOutcome> {
 
 async fn concurrent_rotation<S: Store>(s: Arc<S>) {
     let outcomes = race(s.clone(), GRACE).await;
-    let rotated = outcomes
-        .iter()
-        .filter(|o| matches!(o, RotateOutcome::Rotated { .. }))
-        .count();
+    let rotated = outcomes.iter().filter(|o| matches!(o, Out::Rotated(_))).count();
     assert_eq!(rotated, 1, "{outcomes:?}");
-    assert_eq!(
-        outcomes
-            .iter()
-            .filter(|o| **o == RotateOutcome::Grace { generation: 1 })
-            .count(),
-        49
-    );
+    assert_eq!(outcomes.iter().filter(|o| **o == Out::Grace(1)).count(), 49);
     let outcomes = race(s, NO_GRACE).await;
     assert_eq!(
-        outcomes
-            .iter()
-            .filter(|o| matches!(o, RotateOutcome::Rotated { .. }))
-            .count(),
+        outcomes.iter().filter(|o| matches!(o, Out::Rotated(_))).count(),
         1,
         "{outcomes:?}"
     );
     // The first loser is a replay that revokes the session; the rest find it revoked.
     assert_eq!(
-        outcomes
-            .iter()
-            .filter(|o| **o == RotateOutcome::ReuseDetected)
-            .count(),
+        outcomes.iter().filter(|o| **o == Out::Reuse).count(),
         1,
         "{outcomes:?}"
     );
-    let revoked = RotateOutcome::Rejected(RejectReason::Revoked);
+    let revoked = Out::Rejected(RejectReason::Revoked);
     assert_eq!(
         outcomes.iter().filter(|o| **o == revoked).count(),
         48,
         "{outcomes:?}"
     );
+}
+
+async fn per_user_cap<S: Store>(s: &S) {
+    let u = user("cap");
+    let capped = |sid| NewSession {
+        max_per_user: 3,
+        ..session(&u, sid)
+    };
+    for sid in ["a", "b", "c"] {
+        s.create_session(capped(sid)).await.unwrap();
+    }
+    // Without an idle timeout sessions end in the order they started, so a login past the
+    // cap ends the oldest; a revoked session (kept to recognise replays) still counts.
+    s.revoke_session(&u, "c", WINDOW).await.unwrap();
+    s.create_session(capped("d")).await.unwrap();
+    assert_eq!(
+        rotate(s, &u, "a", 0, GRACE).await,
+        Out::Rejected(RejectReason::Missing)
+    );
+    assert_eq!(rotate(s, &u, "b", 0, GRACE).await, Out::Rotated(1));
+    assert_eq!(
+        rotate(s, &u, "c", 0, GRACE).await,
+        Out::Rejected(RejectReason::Revoked)
+    );
+    s.create_session(capped("e")).await.unwrap();
+    // Rotation never moves the absolute end: "b" is now the oldest.
+    assert_eq!(
+        rotate(s, &u, "b", 1, GRACE).await,
+        Out::Rejected(RejectReason::Missing)
+    );
+    let mut listed: Vec<String> = s.sessions(&u).await.unwrap().into_iter().map(|i| i.sid).collect();
+    listed.sort();
+    assert_eq!(listed, vec!["d".to_owned(), "e".to_owned()]);
+    // Another user is not affected by this user's cap.
+    let other = user("cap-other");
+    create(s, &other, "a").await;
+    assert_eq!(rotate(s, &other, "a", 0, GRACE).await, Out::Rotated(1));
 }
 
 async fn all_cases<S: Store>(s: Arc<S>) {
@@ -400,6 +433,7 @@ async fn all_cases<S: Store>(s: Arc<S>) {
         logout_everywhere(&*s),
         listing(&*s),
         lifetimes(&*s),
+        per_user_cap(&*s),
     );
     concurrent_rotation(s).await;
 }

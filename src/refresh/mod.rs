@@ -8,6 +8,7 @@ mod response;
 use std::convert::Infallible;
 use std::fmt;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -20,6 +21,7 @@ pub use self::cookie::CookieConfig;
 use self::request::read_credentials;
 pub use self::request::DEFAULT_BODY_LIMIT;
 use self::response::{error_response, ok_response, token_response, EndpointError};
+use crate::clock::now_ms;
 use crate::session::{ClaimsProvider, Sessions, TokenPair, TokenResponse};
 use crate::store::Store;
 
@@ -101,11 +103,12 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
     }
 
     fn pair_response(&self, pair: &TokenPair) -> Response<Full<Bytes>> {
-        let cookie = self
-            .inner
-            .cookie
-            .as_ref()
-            .and_then(|c| c.set(&pair.refresh_token, self.inner.absolute));
+        let cookie = self.inner.cookie.as_ref().and_then(|c| {
+            c.set(
+                &pair.refresh_token,
+                Duration::from_millis(pair.session_end_ms.saturating_sub(now_ms())),
+            )
+        });
         token_response(&TokenResponse::from(pair), cookie)
     }
 

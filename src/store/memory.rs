@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::{
-    not_before_after, NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo, Store, TokenRef,
+    not_before_after, Grant, NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo, Store, TokenRef,
     TokenStatus,
 };
 use crate::clock::{ms, now_ms};
@@ -17,6 +17,10 @@ pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
 
 /// How many writes between sweeps of expired entries.
 const SWEEP_EVERY: u32 = 1024;
+
+/// When full, how long before another full sweep is tried (ms): a full store answers writes
+/// with an error at once instead of rescanning everything under the lock each time.
+const FULL_SWEEP_EVERY_MS: u64 = 1000;
 
 /// An in-memory [`Store`]. Bounded: expired entries are swept; when the bound is reached
 /// even after a sweep, writes fail with a [`StoreError`] (callers answer 503) rather than
@@ -36,6 +40,8 @@ struct State {
     /// recounted exactly on every sweep.
     entries: usize,
     writes: u32,
+    /// When the last sweep ran (ms).
+    swept_at: u64,
 }
 
 /// Everything of one user, like the Redis store's per-user hash tag: one user's calls
@@ -58,9 +64,55 @@ impl User {
         self.sessions.len() + self.deny.len() + self.sidrev.len()
     }
 
-    fn revoke_sid(&mut self, sid: &str, until: u64) {
-        let e = self.sidrev.entry(sid.to_owned()).or_insert(0);
-        *e = (*e).max(until);
+    /// Rejects the session's access tokens until `until`; returns how many entries it added.
+    fn revoke_sid(&mut self, sid: &str, until: u64) -> usize {
+        match self.sidrev.get_mut(sid) {
+            Some(e) => {
+                *e = (*e).max(until);
+                0
+            }
+            None => {
+                self.sidrev.insert(sid.to_owned(), until);
+                1
+            }
+        }
+    }
+
+    /// The not-before in force at `now` (0 when none).
+    fn not_before(&self, now: u64) -> u64 {
+        self.nbf
+            .map_or(0, |(nbf, until)| if until > now { nbf } else { 0 })
+    }
+
+    /// Ends the sessions that would leave no room for one more under `max` (expired ones
+    /// first, then those ending soonest, as the Redis store's listing zset orders them);
+    /// returns how many entries it removed.
+    fn make_room(&mut self, max: usize, now: u64) -> usize {
+        let before = self.sessions.len();
+        if before < max {
+            return 0;
+        }
+        self.sessions.retain(|_, s| s.expires() > now);
+        while self.sessions.len() >= max.max(1) {
+            let Some(sid) = self
+                .sessions
+                .iter()
+                .min_by(|a, b| (a.1.expires(), a.0).cmp(&(b.1.expires(), b.0)))
+                .map(|(sid, _)| sid.clone())
+            else {
+                break;
+            };
+            self.sessions.remove(&sid);
+        }
+        before - self.sessions.len()
+    }
+
+    fn grant(&self, session: &Session, now: u64) -> Grant {
+        Grant {
+            generation: session.generation,
+            session_end_ms: session.abs_exp,
+            not_before: self.not_before(now),
+        }
     }
 }
 
@@ -150,18 +202,18 @@ impl MemoryStore {
         TokenStatus::Active
     }
 
-    /// Locks the state after making room for one more entry (sweeping when due or full).
-    fn lock_for_insert(&self, now: u64) -> Result<MutexGuard<'_, State>, StoreError> {
-        let mut s = self.lock();
+    /// Makes room for one more entry (sweeping when due, or when full at most once a
+    /// second); the caller adds to `entries` what it inserts.
+    fn room(&self, s: &mut State, now: u64) -> Result<(), StoreError> {
         s.writes = s.writes.wrapping_add(1);
-        if s.entries >= self.max_entries || s.writes % SWEEP_EVERY == 0 {
+        let full = s.entries >= self.max_entries;
+        if (full && now.saturating_sub(s.swept_at) >= FULL_SWEEP_EVERY_MS) || s.writes % SWEEP_EVERY == 0 {
             s.sweep(now);
         }
         if s.entries >= self.max_entries {
             return Err(StoreError::new("memory store is full"));
         }
-        s.entries += 1;
-        Ok(s)
+        Ok(())
     }
 }
 
@@ -180,6 +232,7 @@ impl State {
             u.len() > 0 || u.nbf.is_some()
         });
         self.entries = entries;
+        self.swept_at = now;
     }
 
     fn user(&mut self, sub: &str) -> &mut User {
@@ -196,13 +249,12 @@ impl Store for MemoryStore {
         Some(self.status(token))
     }
 
-    fn create_session(
-        &self,
-        n: NewSession<'_>,
-    ) -> impl Future<Output = Result<SessionInfo, StoreError>> + Send {
+    fn create_session(&self, n: NewSession<'_>) -> impl Future<Output = Result<Grant, StoreError>> + Send {
         let now = now_ms();
-        let result = self.lock_for_insert(now).map(|mut s| {
+        let mut s = self.lock();
+        let result = self.room(&mut s, now).map(|()| {
             let user = s.user(n.sub);
+            let removed = user.make_room(n.max_per_user, now);
             let session = Session {
                 generation: 0,
                 revoked: false,
@@ -213,19 +265,22 @@ impl Store for MemoryStore {
                 rotated_at: 0,
                 epoch: user.epoch,
             };
-            let info = session.info(n.sid);
-            user.sessions.insert(n.sid.to_owned(), session);
-            info
+            let grant = user.grant(&session, now);
+            let added = usize::from(user.sessions.insert(n.sid.to_owned(), session).is_none());
+            s.entries = (s.entries + added).saturating_sub(removed);
+            grant
         });
         ready(result)
     }
 
     fn rotate(&self, r: Rotation<'_>) -> impl Future<Output = Result<RotateOutcome, StoreError>> + Send {
         let now = now_ms();
-        let outcome = match self.lock().users.get_mut(r.sub) {
+        let mut s = self.lock();
+        let (outcome, added) = match s.users.get_mut(r.sub) {
             Some(user) => rotate(user, &r, now),
-            None => RotateOutcome::Rejected(RejectReason::Missing),
+            None => (RotateOutcome::Rejected(RejectReason::Missing), 0),
         };
+        s.entries += added;
         ready(Ok(outcome))
     }
 
@@ -240,8 +295,10 @@ impl Store for MemoryStore {
         let result = if until <= now {
             Ok(()) // already expired: nothing to remember
         } else {
-            self.lock_for_insert(now).map(|mut s| {
-                s.user(sub).deny.insert(jti.to_owned(), until);
+            let mut s = self.lock();
+            self.room(&mut s, now).map(|()| {
+                let added = s.user(sub).deny.insert(jti.to_owned(), until).is_none();
+                s.entries += usize::from(added);
             })
         };
         ready(result)
@@ -254,10 +311,22 @@ impl Store for MemoryStore {
         access_window: Duration,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         let now = now_ms();
-        let result = self.lock_for_insert(now).map(|mut s| {
+        let mut s = self.lock();
+        // An unknown sid (never issued, or ended and gone) has nothing to revoke; writing a
+        // marker for it would let any caller grow the store at will.
+        let Some(user) = s.users.get(sub).filter(|u| u.sessions.contains_key(sid)) else {
+            return ready(Ok(false));
+        };
+        // Only a new marker needs room: revoking twice never fails on a full store.
+        let room = if user.sidrev.contains_key(sid) {
+            Ok(())
+        } else {
+            self.room(&mut s, now)
+        };
+        let result = room.map(|()| {
             let user = s.user(sub);
-            user.revoke_sid(sid, now.saturating_add(ms(access_window)));
-            match user.sessions.get_mut(sid) {
+            let added = user.revoke_sid(sid, now.saturating_add(ms(access_window)));
+            let revoked = match user.sessions.get_mut(sid) {
                 Some(session)
                     if !session.revoked && session.epoch == user.epoch && session.expires() > now =>
                 {
@@ -265,7 +334,9 @@ impl Store for MemoryStore {
                     true
                 }
                 _ => false,
-            }
+            };
+            s.entries += added;
+            revoked
         });
         ready(result)
     }
@@ -279,12 +350,10 @@ impl Store for MemoryStore {
         let mut s = self.lock();
         let user = s.user(sub);
         user.epoch += 1;
-        let nbf = not_before_after(now);
+        let nbf = not_before_after(now, user.not_before(now));
         let until = now.saturating_add(ms(access_window));
-        user.nbf = Some(match user.nbf {
-            Some((old, old_until)) => (old.max(nbf), old_until.max(until)),
-            None => (nbf, until),
-        });
+        let until = user.nbf.map_or(until, |(_, old_until)| old_until.max(until));
+        user.nbf = Some((nbf, until));
         ready(Ok(()))
     }
 
@@ -307,17 +376,20 @@ impl Store for MemoryStore {
     }
 }
 
-/// The rotation state machine (DESIGN.md "Rotation"), applied under the lock.
-fn rotate(user: &mut User, r: &Rotation<'_>, now: u64) -> RotateOutcome {
+/// The rotation state machine (DESIGN.md "Rotation"), applied under the lock. Returns the
+/// outcome and how many entries it added.
+fn rotate(user: &mut User, r: &Rotation<'_>, now: u64) -> (RotateOutcome, usize) {
+    let rejected = |reason| (RotateOutcome::Rejected(reason), 0);
     let epoch = user.epoch;
+    let not_before = user.not_before(now);
     let Some(session) = user.sessions.get_mut(r.sid) else {
-        return RotateOutcome::Rejected(RejectReason::Missing);
+        return rejected(RejectReason::Missing);
     };
     if session.revoked {
-        return RotateOutcome::Rejected(RejectReason::Revoked);
+        return rejected(RejectReason::Revoked);
     }
     if session.epoch != epoch {
-        return RotateOutcome::Rejected(RejectReason::UserLoggedOut);
+        return rejected(RejectReason::UserLoggedOut);
     }
     if now >= session.expires() {
         let reason = if now >= session.abs_exp {
@@ -326,27 +398,30 @@ fn rotate(user: &mut User, r: &Rotation<'_>, now: u64) -> RotateOutcome {
             RejectReason::Idle
         };
         session.revoked = true;
-        return RotateOutcome::Rejected(reason);
+        return rejected(reason);
     }
+    let grant = |session: &Session| Grant {
+        generation: session.generation,
+        session_end_ms: session.abs_exp,
+        not_before,
+    };
     let current = session.generation;
     if r.generation == current {
         session.generation += 1;
         session.rotated_at = now;
         session.last_used = now;
-        return RotateOutcome::Rotated {
-            generation: session.generation,
-        };
+        return (RotateOutcome::Rotated(grant(session)), 0);
     }
     if r.generation > current {
-        return RotateOutcome::Rejected(RejectReason::FutureGeneration);
+        return rejected(RejectReason::FutureGeneration);
     }
     let in_grace = !r.grace.is_zero() && now.saturating_sub(session.rotated_at) <= ms(r.grace);
     if r.generation.checked_add(1) == Some(current) && in_grace {
-        return RotateOutcome::Grace { generation: current };
+        return (RotateOutcome::Grace(grant(session)), 0);
     }
     session.revoked = true;
-    user.revoke_sid(r.sid, now.saturating_add(ms(r.access_window)));
-    RotateOutcome::ReuseDetected
+    let added = user.revoke_sid(r.sid, now.saturating_add(ms(r.access_window)));
+    (RotateOutcome::ReuseDetected, added)
 }
 
 #[cfg(test)]
@@ -366,20 +441,49 @@ mod tests {
         );
         // Entries that expire are swept and make room.
         let store = MemoryStore::with_max_entries(2);
-        store
-            .revoke_session("u", "s1", Duration::from_millis(50))
-            .await
-            .unwrap();
-        store
-            .revoke_session("u", "s2", Duration::from_millis(50))
-            .await
-            .unwrap();
+        let session = |sid, absolute| NewSession {
+            sub: "u",
+            sid,
+            absolute,
+            idle: None,
+            max_per_user: 10,
+        };
+        for sid in ["s1", "s2"] {
+            store
+                .create_session(session(sid, Duration::from_millis(50)))
+                .await
+                .unwrap();
+        }
         tokio::time::sleep(Duration::from_millis(80)).await;
         store
-            .revoke_session("u", "s3", Duration::from_secs(60))
+            .create_session(session("s3", Duration::from_secs(60)))
             .await
             .unwrap();
         assert_eq!(store.len(), 1);
+        // Revoking a session adds its marker once, however often it is revoked.
+        for _ in 0..3 {
+            store
+                .revoke_session("u", "s3", Duration::from_secs(60))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.state.lock().unwrap().entries, 2);
+        assert_eq!(store.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_full_store_does_not_rescan_on_every_write() {
+        let store = MemoryStore::with_max_entries(1);
+        let far = crate::clock::now_secs() + 3600;
+        store.deny_token("u", "a", far).await.unwrap();
+        assert!(store.deny_token("u", "b", far).await.is_err());
+        let swept_at = store.state.lock().unwrap().swept_at;
+        assert!(store.deny_token("u", "c", far).await.is_err());
+        assert_eq!(
+            store.state.lock().unwrap().swept_at,
+            swept_at,
+            "no second sweep within a second"
+        );
     }
 
     #[tokio::test]

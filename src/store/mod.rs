@@ -54,6 +54,9 @@ pub struct NewSession<'a> {
     pub absolute: Duration,
     /// Idle timeout: the session ends when not refreshed for this long.
     pub idle: Option<Duration>,
+    /// Most sessions one user may hold (active or revoked): starting one more ends the
+    /// oldest, so one account cannot fill the store.
+    pub max_per_user: usize,
 }
 
 /// One refresh attempt.
@@ -72,20 +75,28 @@ pub struct Rotation<'a> {
     pub access_window: Duration,
 }
 
+/// What a store answers when a session may be handed a token pair, read in the same
+/// atomic step as the change it made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// The session's current refresh-token generation: the one to hand out.
+    pub generation: u64,
+    /// When the session ends at the latest (its absolute lifetime), ms since the epoch.
+    pub session_end_ms: u64,
+    /// The user's not-before (seconds; 0 when none). The access token minted now gets an
+    /// `iat` no earlier, so a login just after logout-all, in the same second, is not born
+    /// revoked.
+    pub not_before: u64,
+}
+
 /// What a rotation did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RotateOutcome {
-    /// The presented token was current; the session moved to `generation`.
-    Rotated {
-        /// The new current generation.
-        generation: u64,
-    },
+    /// The presented token was current; the session moved to the grant's generation.
+    Rotated(Grant),
     /// The presented token was the previous one, within the grace window: nothing was
-    /// written; the current generation is `generation`.
-    Grace {
-        /// The current generation (re-issue this refresh token).
-        generation: u64,
-    },
+    /// written; the grant carries the current generation (re-issue that refresh token).
+    Grace(Grant),
     /// An old token was replayed: the session and its live access tokens were revoked.
     ReuseDetected,
     /// The token cannot be used; nothing changed (or an expired session was ended).
@@ -139,11 +150,12 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
-    /// Starts a session at generation 0.
+    /// Starts a session at generation 0, first ending the user's oldest sessions beyond
+    /// [`NewSession::max_per_user`] − 1.
     fn create_session(
         &self,
         session: NewSession<'_>,
-    ) -> impl Future<Output = Result<SessionInfo, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Grant, StoreError>> + Send;
 
     /// Rotates a session's refresh token, atomically (see the rotation table in DESIGN.md).
     fn rotate(
@@ -160,7 +172,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Revokes one session and, for `access_window`, its access tokens. Returns whether
-    /// an active session was found.
+    /// an active session was found. An unknown `sid` writes nothing.
     fn revoke_session(
         &self,
         sub: &str,
@@ -191,8 +203,10 @@ pub(crate) fn sort_sessions(list: &mut [SessionInfo]) {
 /// The not-before stored at logout-all: tokens with `iat < nbf` are rejected.
 ///
 /// `iat` has one-second resolution, so a token issued earlier in the same second as the
-/// logout must die too: not-before is the *next* second. A token minted in that same second
-/// after the logout is rejected as well, for under a second — the safe side.
-pub(crate) fn not_before_after(now_ms: u64) -> u64 {
-    now_ms / 1000 + 1
+/// logout must die too: not-before is the *next* second. A token minted after the logout
+/// gets `iat ≥ nbf` (see [`Grant::not_before`]), up to a second ahead, within the leeway.
+/// Such a token can carry the current not-before as its `iat`, so a repeated logout-all
+/// moves past it (`current + 1`): each one in the same second pushes a second further.
+pub(crate) fn not_before_after(now_ms: u64, current: u64) -> u64 {
+    (now_ms / 1000 + 1).max(current.saturating_add(1))
 }

@@ -6,7 +6,7 @@
 //! | key | type | TTL |
 //! |---|---|---|
 //! | `tja:{u:…}:sess:<sid>` | hash: gen, status, created, abs_exp, idle, last_used, rotated_at, epoch | until the session would expire (tombstone when revoked) |
-//! | `tja:{u:…}:sessions` | zset sid → absolute expiry, for listing | the latest absolute expiry |
+//! | `tja:{u:…}:sessions` | zset sid → when it ends, for listing and the per-user cap | the latest absolute expiry |
 //! | `tja:{u:…}:epoch` | logout-all counter | as long as any session may compare against it |
 //! | `tja:{u:…}:nbf` | not-before, seconds | access lifetime + leeway |
 //! | `tja:{u:…}:sidrev:<sid>` | revoked session marker | access lifetime + leeway |
@@ -29,7 +29,7 @@ use fred::prelude::{Builder, Config, Expiration, FromValue, Pool, ReconnectPolic
 use fred::types::{ClusterHash, CustomCommand, Value};
 
 use super::{
-    not_before_after, NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo, Store, TokenRef,
+    not_before_after, Grant, NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo, Store, TokenRef,
     TokenStatus,
 };
 use crate::clock::{ms, now_ms};
@@ -259,30 +259,27 @@ where
         }
     }
 
-    fn create_session(
-        &self,
-        n: NewSession<'_>,
-    ) -> impl Future<Output = Result<SessionInfo, StoreError>> + Send {
+    fn create_session(&self, n: NewSession<'_>) -> impl Future<Output = Result<Grant, StoreError>> + Send {
         let user = self.user_prefix(n.sub);
         let keys = vec![
             self.key(&user, "sess:", n.sid),
             self.key(&user, "epoch", ""),
             self.key(&user, "sessions", ""),
+            self.key(&user, "nbf", ""),
         ];
-        let sid = n.sid.to_owned();
         let args = vec![
             Value::from(n.sid),
             int(n.absolute),
             int(n.idle.unwrap_or_default()),
+            Value::Integer(i64::try_from(n.max_per_user).unwrap_or(i64::MAX)),
+            Value::from(self.key(&user, "sess:", "")),
         ];
         async move {
-            let (now, _abs, expires): (u64, u64, u64) = self.run(&self.scripts.create, keys, args).await?;
-            Ok(SessionInfo {
-                sid,
-                created_ms: now,
-                last_used_ms: now,
-                expires_ms: expires,
+            let (session_end_ms, not_before): (u64, u64) = self.run(&self.scripts.create, keys, args).await?;
+            Ok(Grant {
                 generation: 0,
+                session_end_ms,
+                not_before,
             })
         }
     }
@@ -294,14 +291,26 @@ where
             self.key(&user, "epoch", ""),
             self.key(&user, "sidrev:", r.sid),
             self.key(&user, "sessions", ""),
+            self.key(&user, "nbf", ""),
         ];
         let generation = i64::try_from(r.generation).unwrap_or(i64::MAX);
-        let args = vec![Value::Integer(generation), int(r.grace), int(r.access_window)];
+        let args = vec![
+            Value::from(r.sid),
+            Value::Integer(generation),
+            int(r.grace),
+            int(r.access_window),
+        ];
         async move {
-            let (code, generation): (i64, u64) = self.run(&self.scripts.rotate, keys, args).await?;
+            let (code, generation, session_end_ms, not_before): (i64, u64, u64, u64) =
+                self.run(&self.scripts.rotate, keys, args).await?;
+            let grant = Grant {
+                generation,
+                session_end_ms,
+                not_before,
+            };
             Ok(match code {
-                10 => RotateOutcome::Rotated { generation },
-                11 => RotateOutcome::Grace { generation },
+                10 => RotateOutcome::Rotated(grant),
+                11 => RotateOutcome::Grace(grant),
                 12 => RotateOutcome::ReuseDetected,
                 0 => RotateOutcome::Rejected(RejectReason::Missing),
                 1 => RotateOutcome::Rejected(RejectReason::Revoked),
@@ -368,7 +377,7 @@ where
             self.key(&user, "nbf", ""),
             self.key(&user, "sessions", ""),
         ];
-        let nbf = i64::try_from(not_before_after(now_ms())).unwrap_or(i64::MAX);
+        let nbf = i64::try_from(not_before_after(now_ms(), 0)).unwrap_or(i64::MAX);
         let args = vec![int(access_window), Value::Integer(nbf)];
         async move {
             let _nbf: i64 = self.run(&self.scripts.revoke_all, keys, args).await?;

@@ -1,13 +1,23 @@
--- Start a session at generation 0.
--- KEYS: 1 session hash, 2 user epoch, 3 user's sessions zset
--- ARGV: 1 sid, 2 absolute lifetime ms, 3 idle timeout ms (0 = none)
--- Returns {now, abs_exp, expires}
+-- Start a session at generation 0, first ending the user's sessions beyond the cap.
+-- KEYS: 1 session hash, 2 user epoch, 3 user's sessions zset, 4 user not-before
+-- ARGV: 1 sid, 2 absolute lifetime ms, 3 idle timeout ms (0 = none), 4 most sessions per
+--       user, 5 the user's session-key prefix (evicted sessions' hashes: same hash tag,
+--       so the same slot as KEYS)
+-- Returns {abs_exp, not-before}
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local abs_exp = now + tonumber(ARGV[2])
 local idle = tonumber(ARGV[3])
 local expires = abs_exp
 if idle > 0 then expires = math.min(abs_exp, now + idle) end
+-- The zset scores each session by when it ends: expired ones go first, then those ending
+-- soonest make room.
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local over = redis.call('ZCARD', KEYS[3]) - math.max(tonumber(ARGV[4]), 1) + 1
+if over > 0 then
+  local old = redis.call('ZPOPMIN', KEYS[3], over)
+  for i = 1, #old, 2 do redis.call('DEL', ARGV[5] .. old[i]) end
+end
 local epoch = tonumber(redis.call('GET', KEYS[2]) or '0')
 redis.call('HSET', KEYS[1], 'gen', 0, 'status', 'a', 'created', now, 'abs_exp', abs_exp,
   'idle', idle, 'last_used', now, 'rotated_at', 0, 'epoch', epoch)
@@ -17,9 +27,8 @@ redis.call('PEXPIREAT', KEYS[1], expires)
 if epoch > 0 and redis.call('PTTL', KEYS[2]) < abs_exp - now then
   redis.call('PEXPIREAT', KEYS[2], abs_exp)
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-redis.call('ZADD', KEYS[3], abs_exp, ARGV[1])
+redis.call('ZADD', KEYS[3], expires, ARGV[1])
 if redis.call('PTTL', KEYS[3]) < abs_exp - now then
   redis.call('PEXPIREAT', KEYS[3], abs_exp)
 end
-return {now, abs_exp, expires}
+return {abs_exp, tonumber(redis.call('GET', KEYS[4]) or '0')}

@@ -13,10 +13,11 @@ if last[2] and tonumber(last[2]) > keep_until then keep_until = tonumber(last[2]
 if redis.call('PTTL', KEYS[1]) < keep_until - now then redis.call('PEXPIREAT', KEYS[1], keep_until) end
 -- The not-before is compared with iat, which the application's clock wrote, so it comes
 -- from that clock too (see store::not_before_after): Redis' clock being behind must not let
--- tokens issued just before this call survive it.
+-- tokens issued just before this call survive it. A token may carry the current not-before
+-- as its iat, so the new one moves past it.
 local nbf = tonumber(ARGV[2])
 local current = tonumber(redis.call('GET', KEYS[2]) or '0')
-if current > nbf then nbf = current end
+if current + 1 > nbf then nbf = current + 1 end
 local ttl = redis.call('PTTL', KEYS[2])
 if ttl < window then ttl = window end
 redis.call('SET', KEYS[2], nbf, 'PX', ttl)
