@@ -14,7 +14,9 @@ use tower_jwt_auth::reject::RejectBody;
 use tower_jwt_auth::store::{
     Grant, NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus,
 };
-use tower_jwt_auth::{AuthError, Claims, Issuer, JwtAuthLayer, MemoryStore, SigningKey, StoreError};
+use tower_jwt_auth::{
+    AuthError, Claims, DefaultRejection, Issuer, JwtAuthLayer, MemoryStore, SigningKey, StoreError,
+};
 
 /// A store whose revocation check fails, or hangs.
 #[derive(Clone, Copy)]
@@ -219,6 +221,19 @@ async fn realm_and_custom_rejection() {
         r.headers()["www-authenticate"],
         "Bearer realm=\"api v1\", error=\"invalid_token\", error_description=\"malformed token\""
     );
+
+    // The realm is added to a configured default rejection, never replacing it.
+    let svc = ServiceBuilder::new()
+        .layer(
+            JwtAuthLayer::new(issuer.validation(), Arc::new(Broken::Fails))
+                .rejection(DefaultRejection::default().retry_after_secs(7))
+                .realm("api"),
+        )
+        .service_fn(echo);
+    let token = issuer.issue_plain("alice", "s").unwrap().token;
+    let r = svc.oneshot(request(Some(&token), false)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "7");
 
     let custom = |e: AuthError, _: &HeaderMap| -> Response<RejectBody> {
         let mut r = Response::new(Full::new(Bytes::from(format!("nope: {e}"))));

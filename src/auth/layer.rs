@@ -76,6 +76,15 @@ impl<St: Store> JwtAuthLayer<NoClaims, St, DefaultRejection> {
     }
 }
 
+impl<C, St: Store> JwtAuthLayer<C, St, DefaultRejection> {
+    /// Adds `realm` to the default rejection's challenge, keeping its other settings.
+    /// (A custom rejection sets its own realm.)
+    pub fn realm(self, realm: impl Into<String>) -> Self {
+        let realm = realm.into();
+        self.map_config(|c| c.reject = c.reject.clone().realm(realm))
+    }
+}
+
 impl<C, St: Store, R: Reject> JwtAuthLayer<C, St, R> {
     fn map_config(mut self, f: impl FnOnce(&mut Config<St, R>)) -> Self {
         f(Arc::make_mut(&mut self.config));
@@ -97,6 +106,9 @@ impl<C, St: Store, R: Reject> JwtAuthLayer<C, St, R> {
     }
 
     /// Time allowed for the revocation check (default 1 s); past it the request gets 503.
+    ///
+    /// A store that answers asynchronously (Redis) is timed with Tokio's timer, so the
+    /// runtime needs its time driver (`enable_all()`, as `#[tokio::main]` sets up).
     pub fn store_timeout(self, timeout: Duration) -> Self {
         self.map_config(|c| c.timeout = timeout)
     }
@@ -108,12 +120,6 @@ impl<C, St: Store, R: Reject> JwtAuthLayer<C, St, R> {
     /// revocation for this service.
     pub fn fail_open(self, fail_open: bool) -> Self {
         self.map_config(|c| c.fail_open = fail_open)
-    }
-
-    /// Adds `realm` to the default rejection's challenge.
-    pub fn realm(self, realm: impl Into<String>) -> JwtAuthLayer<C, St, DefaultRejection> {
-        let realm = realm.into();
-        self.rejection(DefaultRejection::default().realm(realm))
     }
 
     /// Replaces the rejection response builder.
