@@ -32,8 +32,9 @@ use crate::error::AuthError;
 use crate::reject::{DefaultRejection, Reject};
 
 /// Rejection of the [`Claims`] extractor: no verified claims on the request (the route is
-/// not behind the layer, or the layer runs in optional mode). Answers 401 with a
-/// `WWW-Authenticate: Bearer` challenge.
+/// not behind the layer, or the layer runs in optional mode). Answers the default plain-HTTP
+/// 401 with a `WWW-Authenticate: Bearer` challenge; it does not know the layer's realm or
+/// custom rejection, so use `Option<Claims<C>>` and answer yourself where those matter.
 #[derive(Debug, Clone, Copy)]
 pub struct MissingClaims;
 

@@ -295,7 +295,8 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
     }
 
     /// Time allowed for one store operation (default 2 s); past it the endpoint answers
-    /// 503 instead of hanging, whatever the store client's own settings.
+    /// 503 instead of hanging, whatever the store client's own settings. Needs Tokio's time
+    /// driver (`enable_all()`, as `#[tokio::main]` sets up).
     pub fn store_timeout(self, timeout: Duration) -> Self {
         self.map(|i| i.timeout = timeout)
     }

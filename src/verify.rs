@@ -1,7 +1,6 @@
 //! Access-token verification: every rule of the reference design, in order, before any
 //! store access. Pure CPU; keys were parsed at construction.
 
-use std::borrow::Cow;
 use std::time::Duration;
 
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -116,7 +115,7 @@ impl Validation {
 
         // Rule 3: the algorithm is ours, never the token's; no critical extensions; the key
         // comes from the configured set only (jku/x5u/jwk/x5c are never read).
-        if header.alg.as_deref() != Some("RS256") {
+        if header.alg != Some("RS256") {
             return Err(InvalidToken::Algorithm);
         }
         if header.crit {
@@ -124,7 +123,6 @@ impl Validation {
         }
         let key = header
             .kid
-            .as_deref()
             .and_then(|kid| self.keys.find(kid))
             .ok_or(InvalidToken::UnknownKey)?;
 
@@ -140,7 +138,7 @@ impl Validation {
         }
 
         // Rule 5: only access tokens.
-        match header.typ.as_deref() {
+        match header.typ {
             Some(t) if t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt") => {}
             _ => return Err(InvalidToken::Type),
         }
@@ -188,14 +186,16 @@ impl Validation {
 /// The JOSE header fields we read. Unknown parameters (`jku`, `x5u`, `jwk`, `x5c`, …) are
 /// ignored, never followed. Duplicate parameters are an error (serde rejects them), which
 /// closes parser-differential tricks.
+/// Borrowed, so reading a header allocates nothing; a value with JSON escapes cannot be
+/// borrowed and makes the token malformed (no legitimate `alg`/`typ`/`kid` needs one).
 #[derive(Deserialize)]
 struct Header<'a> {
     #[serde(borrow, default)]
-    alg: Option<Cow<'a, str>>,
+    alg: Option<&'a str>,
     #[serde(borrow, default)]
-    typ: Option<Cow<'a, str>>,
+    typ: Option<&'a str>,
     #[serde(borrow, default)]
-    kid: Option<Cow<'a, str>>,
+    kid: Option<&'a str>,
     /// Whether `crit` is present at all, whatever its value (`null` included).
     #[serde(default, deserialize_with = "present")]
     crit: bool,

@@ -472,3 +472,36 @@ fn pem_round_trip_keeps_the_kid() {
         "mismatched pair"
     );
 }
+
+#[test]
+fn iat_is_required_and_exp_may_not_precede_it() {
+    assert_eq!(with(|c| drop(c.remove("iat"))), Err(InvalidToken::Claims));
+    let backwards = json!({"sub": "a", "iat": NOW, "exp": NOW - 1, "jti": "j", "sid": "s"});
+    assert_eq!(verify(&forge(&header(), &backwards)), Err(InvalidToken::Claims));
+}
+
+#[test]
+fn iss_and_aud_are_ignored_when_not_configured() {
+    let c = json!({"sub": "a", "iat": NOW, "exp": NOW + 900, "jti": "j", "sid": "s",
+                   "iss": "https://anyone", "aud": ["x", "y"]});
+    assert!(verify(&forge(&header(), &c)).is_ok());
+}
+
+#[test]
+fn escaped_or_oversized_headers_are_malformed() {
+    // JSON escapes in a header value are never needed; refusing them keeps header reading
+    // allocation-free ("RS256" spelled with an escape must not pass as RS256 either way).
+    let escaped = format!(
+        r#"{{"alg":"RS\u0032\u0035\u0036","typ":"at+jwt","kid":"{}"}}"#,
+        key().kid()
+    );
+    let h = b64::encode(escaped.as_bytes());
+    let t = key()
+        .sign_with_header(&h, claims().to_string().as_bytes())
+        .unwrap();
+    assert_eq!(verify(&t), Err(InvalidToken::Malformed));
+    // A header decoding past its 1 KiB buffer is refused, not truncated.
+    let mut big = header();
+    big["pad"] = json!("x".repeat(MAX_HEADER_LEN));
+    assert_eq!(verify(&forge(&big, &claims())), Err(InvalidToken::Malformed));
+}
