@@ -88,12 +88,13 @@ impl User {
     /// first, then those ending soonest, as the Redis store's listing zset orders them);
     /// returns how many entries it removed.
     fn make_room(&mut self, max: usize, now: u64) -> usize {
+        let max = max.max(1);
         let before = self.sessions.len();
         if before < max {
             return 0;
         }
         self.sessions.retain(|_, s| s.expires() > now);
-        while self.sessions.len() >= max.max(1) {
+        while self.sessions.len() >= max {
             let Some(sid) = self
                 .sessions
                 .iter()
@@ -105,14 +106,6 @@ impl User {
             self.sessions.remove(&sid);
         }
         before - self.sessions.len()
-    }
-
-    fn grant(&self, session: &Session, now: u64) -> Grant {
-        Grant {
-            generation: session.generation,
-            session_end_ms: session.abs_exp,
-            not_before: self.not_before(now),
-        }
     }
 }
 
@@ -133,6 +126,15 @@ impl Session {
         self.idle.map_or(self.abs_exp, |idle| {
             self.abs_exp.min(self.last_used.saturating_add(idle))
         })
+    }
+
+    /// What the store answers for this session, with the user's `not_before`.
+    fn grant(&self, not_before: u64) -> Grant {
+        Grant {
+            generation: self.generation,
+            session_end_ms: self.abs_exp,
+            not_before,
+        }
     }
 
     fn info(&self, sid: &str) -> SessionInfo {
@@ -265,7 +267,7 @@ impl Store for MemoryStore {
                 rotated_at: 0,
                 epoch: user.epoch,
             };
-            let grant = user.grant(&session, now);
+            let grant = session.grant(user.not_before(now));
             let added = usize::from(user.sessions.insert(n.sid.to_owned(), session).is_none());
             s.entries = (s.entries + added).saturating_sub(removed);
             grant
@@ -400,24 +402,19 @@ fn rotate(user: &mut User, r: &Rotation<'_>, now: u64) -> (RotateOutcome, usize)
         session.revoked = true;
         return rejected(reason);
     }
-    let grant = |session: &Session| Grant {
-        generation: session.generation,
-        session_end_ms: session.abs_exp,
-        not_before,
-    };
     let current = session.generation;
     if r.generation == current {
         session.generation += 1;
         session.rotated_at = now;
         session.last_used = now;
-        return (RotateOutcome::Rotated(grant(session)), 0);
+        return (RotateOutcome::Rotated(session.grant(not_before)), 0);
     }
     if r.generation > current {
         return rejected(RejectReason::FutureGeneration);
     }
     let in_grace = !r.grace.is_zero() && now.saturating_sub(session.rotated_at) <= ms(r.grace);
     if r.generation.checked_add(1) == Some(current) && in_grace {
-        return (RotateOutcome::Grace(grant(session)), 0);
+        return (RotateOutcome::Grace(session.grant(not_before)), 0);
     }
     session.revoked = true;
     let added = user.revoke_sid(r.sid, now.saturating_add(ms(r.access_window)));

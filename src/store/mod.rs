@@ -54,8 +54,8 @@ pub struct NewSession<'a> {
     pub absolute: Duration,
     /// Idle timeout: the session ends when not refreshed for this long.
     pub idle: Option<Duration>,
-    /// Most sessions one user may hold (active or revoked): starting one more ends the
-    /// oldest, so one account cannot fill the store.
+    /// Most sessions one user may hold (active or revoked): starting one more ends the one
+    /// ending soonest, so one account cannot fill the store.
     pub max_per_user: usize,
 }
 
@@ -150,8 +150,8 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
-    /// Starts a session at generation 0, first ending the user's oldest sessions beyond
-    /// [`NewSession::max_per_user`] − 1.
+    /// Starts a session at generation 0, first ending the user's sessions ending soonest
+    /// beyond [`NewSession::max_per_user`] − 1.
     fn create_session(
         &self,
         session: NewSession<'_>,
