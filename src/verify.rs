@@ -21,6 +21,9 @@ pub const DEFAULT_ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
 const MAX_HEADER_LEN: usize = 1024;
 /// Largest signature accepted: RSA-8192, the largest key aws-lc verifies.
 const MAX_SIGNATURE_LEN: usize = 1024;
+/// Deepest nesting of arrays and objects accepted in a header or payload. serde_json skips
+/// unknown members without its own recursion limit, so the bound is ours.
+const MAX_JSON_DEPTH: usize = 32;
 
 /// What a token must satisfy. Build it once; it is shared by every request.
 #[derive(Clone, Debug)]
@@ -155,10 +158,15 @@ impl Validation {
                 return Err(InvalidToken::Issuer);
             }
         }
-        if let Some(expected) = &self.audience {
-            if !claims.aud.as_ref().is_some_and(|aud| aud.contains(expected)) {
-                return Err(InvalidToken::Audience);
-            }
+        // RFC 7519 §4.1.3: a token whose `aud` does not name this service is refused; with no
+        // audience configured, no `aud` names it.
+        let audience_ok = match (&self.audience, &claims.aud) {
+            (Some(expected), Some(aud)) => aud.contains(expected),
+            (Some(_), None) => false,
+            (None, aud) => aud.is_none(),
+        };
+        if !audience_ok {
+            return Err(InvalidToken::Audience);
         }
         Ok(claims)
     }
@@ -205,13 +213,43 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     IgnoredAny::deserialize(d).map(|_| true)
 }
 
-/// Parses JSON that must be an object (serde would also read a struct from an array).
+/// Parses JSON that must be an object (serde would also read a struct from an array), UTF-8
+/// throughout (RFC 8259 §8.1; serde_json does not check the strings it skips) and nested at
+/// most [`MAX_JSON_DEPTH`] deep.
 fn json_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Option<T> {
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace())?;
-    if *first != b'{' {
+    let text = std::str::from_utf8(bytes).ok()?;
+    if !text.trim_start().starts_with('{') || nesting_depth(text.as_bytes()) > MAX_JSON_DEPTH {
         return None;
     }
-    serde_json::from_slice(bytes).ok()
+    serde_json::from_str(text).ok()
+}
+
+/// How deeply arrays and objects nest in `json`, outside strings. Only a bound: malformed
+/// input is left for the parser to refuse.
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 #[cfg(test)]

@@ -481,10 +481,63 @@ fn iat_is_required_and_exp_may_not_precede_it() {
 }
 
 #[test]
-fn iss_and_aud_are_ignored_when_not_configured() {
+fn iss_is_ignored_when_not_configured() {
     let c = json!({"sub": "a", "iat": NOW, "exp": NOW + 900, "jti": "j", "sid": "s",
-                   "iss": "https://anyone", "aud": ["x", "y"]});
+                   "iss": "https://anyone"});
     assert!(verify(&forge(&header(), &c)).is_ok());
+}
+
+#[test]
+fn a_token_naming_an_audience_is_refused_when_none_is_configured() {
+    // RFC 7519 §4.1.3, RFC 9068 §4: a token whose `aud` does not name this service is
+    // rejected; with no audience configured, no `aud` names it.
+    for aud in [json!("api"), json!(["x", "y"]), json!([])] {
+        let c = json!({"sub": "a", "iat": NOW, "exp": NOW + 900, "jti": "j", "sid": "s",
+                       "aud": aud});
+        assert_eq!(verify(&forge(&header(), &c)), Err(InvalidToken::Audience), "{aud}");
+    }
+}
+
+/// A token signed over raw header bytes (which need not be valid JSON or UTF-8).
+fn with_raw_header(raw: &[u8]) -> String {
+    key()
+        .sign_with_header(&b64::encode(raw), claims().to_string().as_bytes())
+        .unwrap()
+}
+
+#[test]
+fn headers_must_be_utf8_json_of_bounded_depth() {
+    let kid = key().kid();
+    let mut invalid_utf8 = format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"{kid}","x":""#).into_bytes();
+    invalid_utf8.extend_from_slice(&[0xff, 0xfe, b'"', b'}']);
+    assert_eq!(verify(&with_raw_header(&invalid_utf8)), Err(InvalidToken::Malformed));
+    let deep = format!(
+        r#"{{"alg":"RS256","typ":"at+jwt","kid":"{kid}","x":{}{}}}"#,
+        "[".repeat(129),
+        "]".repeat(129)
+    );
+    assert_eq!(verify(&with_raw_header(deep.as_bytes())), Err(InvalidToken::Malformed));
+    // Brackets inside strings are not nesting; a little real nesting is fine.
+    let fine = format!(
+        r#"{{"alg":"RS256","typ":"at+jwt","kid":"{kid}","x":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[","y":[{{"z":[1]}}]}}"#
+    );
+    assert!(verify(&with_raw_header(fine.as_bytes())).is_ok());
+}
+
+#[test]
+fn payloads_must_be_utf8_json_of_bounded_depth() {
+    let h = b64::encode(header().to_string().as_bytes());
+    let mut raw = br#"{"sub":"a","iat":1800000000,"exp":1800000900,"jti":"j","sid":"s","x":""#.to_vec();
+    raw.extend_from_slice(&[0xc3, 0x28, b'"', b'}']);
+    let t = key().sign_with_header(&h, &raw).unwrap();
+    assert_eq!(verify(&t), Err(InvalidToken::Claims));
+    let deep = format!(
+        r#"{{"sub":"a","iat":1800000000,"exp":1800000900,"jti":"j","sid":"s","x":{}{}}}"#,
+        "[".repeat(129),
+        "]".repeat(129)
+    );
+    let t = key().sign_with_header(&h, deep.as_bytes()).unwrap();
+    assert_eq!(verify(&t), Err(InvalidToken::Claims));
 }
 
 #[test]
