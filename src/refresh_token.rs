@@ -85,11 +85,20 @@ impl RefreshSecrets {
         Self::new("k0", &secret).expect("a generated secret is valid")
     }
 
-    /// Reads [`REFRESH_SECRET_ENV`] (key id `k1`); `Ok(None)` when unset.
+    /// Reads [`REFRESH_SECRET_ENV`] (key id `k1`); `Ok(None)` when unset or empty. A value
+    /// that is not UTF-8 is an error, never mistaken for "unset".
     pub fn from_env() -> Result<Option<Self>, KeyError> {
-        match std::env::var(REFRESH_SECRET_ENV) {
-            Ok(s) if !s.is_empty() => Self::new("k1", s.as_bytes()).map(Some),
-            _ => Ok(None),
+        Self::from_var(std::env::var(REFRESH_SECRET_ENV))
+    }
+
+    fn from_var(value: Result<String, std::env::VarError>) -> Result<Option<Self>, KeyError> {
+        match value {
+            Ok(s) if s.is_empty() => Ok(None),
+            Ok(s) => Self::new("k1", s.as_bytes()).map(Some),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(KeyError(format!(
+                "{REFRESH_SECRET_ENV} is not UTF-8"
+            ))),
         }
     }
 
@@ -245,6 +254,25 @@ mod tests {
             .unwrap();
         assert_eq!(rotated.decode(&t).unwrap().sub, "bob");
         assert!(rotated.encode("bob", "s", 1).starts_with("rt1.k2."));
+    }
+
+    #[test]
+    fn the_environment_secret_must_be_utf8() {
+        use std::env::VarError;
+        use std::ffi::OsString;
+        #[cfg(unix)]
+        let not_utf8 = {
+            use std::os::unix::ffi::OsStringExt;
+            OsString::from_vec(vec![0xff; 40])
+        };
+        #[cfg(not(unix))]
+        let not_utf8 = OsString::from("x");
+        let err = RefreshSecrets::from_var(Err(VarError::NotUnicode(not_utf8))).unwrap_err();
+        assert!(err.to_string().contains("not UTF-8"), "{err}");
+        assert!(RefreshSecrets::from_var(Err(VarError::NotPresent)).unwrap().is_none());
+        assert!(RefreshSecrets::from_var(Ok(String::new())).unwrap().is_none());
+        assert!(RefreshSecrets::from_var(Ok("s".repeat(32))).unwrap().is_some());
+        assert!(RefreshSecrets::from_var(Ok("short".into())).is_err());
     }
 
     #[test]

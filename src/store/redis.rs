@@ -95,6 +95,20 @@ fn store_error(e: RedisError) -> StoreError {
     StoreError::new(format!("redis: {e}"))
 }
 
+/// Refuses a TLS URL when TLS support is not built in (`fred` would only log a warning
+/// through `log` and connect without TLS).
+fn check_tls_support(url: &str, tls_built: bool) -> Result<(), StoreError> {
+    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme).to_ascii_lowercase();
+    let wants_tls = scheme.starts_with("rediss") || scheme.starts_with("valkeys");
+    if wants_tls && !tls_built {
+        return Err(StoreError::new(format!(
+            "{scheme}:// asks for TLS, but tower-jwt-auth was built without the `redis-tls` \
+             feature: enable it, or use a redis:// URL on a trusted network"
+        )));
+    }
+    Ok(())
+}
+
 impl RedisStore<Pool> {
     /// Connects to `url` (`redis://`, `redis-cluster://`, `redis-sentinel://`, and their
     /// `rediss` TLS forms with feature `redis-tls`) with a small pool that reconnects on its
@@ -105,7 +119,12 @@ impl RedisStore<Pool> {
     }
 
     /// [`RedisStore::connect`] with an explicit connection and command timeout.
+    ///
+    /// A TLS URL (`rediss://`, `rediss-cluster://`, `rediss-sentinel://`, `valkeys://`, …) is
+    /// refused unless the crate is built with `redis-tls`: without it the client would connect
+    /// in clear, sending the password and trusting whatever answers the revocation check.
     pub async fn connect_with(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        check_tls_support(url, cfg!(feature = "redis-tls"))?;
         let mut config = Config::from_url(url).map_err(store_error)?;
         config.fail_fast = true;
         let pool = Builder::from_config(config)
@@ -173,10 +192,16 @@ where
             .ok_or_else(|| StoreError::new("CONFIG GET maxmemory-policy: empty reply"))
     }
 
-    /// Uses `prefix` instead of `tja` for every key.
-    pub fn prefix(mut self, prefix: &str) -> Self {
+    /// Uses `prefix` instead of `tja` for every key. A prefix containing `{` or `}` is
+    /// refused: it would move the hash tag that keeps one user's keys in one Cluster slot.
+    pub fn prefix(mut self, prefix: &str) -> Result<Self, StoreError> {
+        if prefix.contains(['{', '}']) {
+            return Err(StoreError::new(format!(
+                "Redis key prefix {prefix:?} may not contain '{{' or '}}' (it would break the per-user hash tag)"
+            )));
+        }
         self.prefix = prefix.into();
-        self
+        Ok(self)
     }
 
     /// The client.
@@ -423,5 +448,37 @@ where
             super::sort_sessions(&mut list);
             Ok(list)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_urls_need_tls_support() {
+        for url in [
+            "rediss://h:6380",
+            "REDISS://h",
+            "rediss-cluster://h:7000",
+            "rediss-sentinel://h:26379/0?sentinelServiceName=m",
+            "valkeys://h",
+        ] {
+            let err = check_tls_support(url, false).unwrap_err();
+            assert!(err.to_string().contains("redis-tls"), "{url}: {err}");
+            assert!(check_tls_support(url, true).is_ok(), "{url}");
+        }
+        for url in ["redis://h", "redis-cluster://h", "redis-sentinel://h", "valkey://h", "junk"] {
+            assert!(check_tls_support(url, false).is_ok(), "{url}");
+        }
+    }
+
+    #[tokio::test]
+    async fn prefixes_may_not_move_the_hash_tag() {
+        let store = RedisStore::new(Pool::new(Config::default(), None, None, None, 1).unwrap());
+        assert!(store.clone().prefix("app:{x}").is_err());
+        assert!(store.clone().prefix("app}").is_err());
+        let store = store.prefix("app").unwrap();
+        assert_eq!(store.user_prefix("a"), "app:{u:61}:");
     }
 }
