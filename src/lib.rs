@@ -79,7 +79,8 @@ pub use refresh_token::{RefreshSecrets, MIN_SECRET_LEN, REFRESH_SECRET_ENV};
 pub use reject::{DefaultRejection, Reject};
 pub use session::{
     ClaimsProvider, NoClaimsProvider, SessionError, Sessions, TokenPair, TokenResponse, DEFAULT_GRACE,
-    DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_SESSION_LIFETIME, DEFAULT_SESSION_STORE_TIMEOUT, MAX_GRACE,
+    DEFAULT_MAX_REVOCATIONS_PER_USER, DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_SESSION_LIFETIME,
+    DEFAULT_SESSION_STORE_TIMEOUT, MAX_GRACE,
 };
 #[cfg(feature = "redis")]
 pub use store::RedisStore;

@@ -96,9 +96,9 @@ impl RefreshSecrets {
             Ok(s) if s.is_empty() => Ok(None),
             Ok(s) => Self::new("k1", s.as_bytes()).map(Some),
             Err(std::env::VarError::NotPresent) => Ok(None),
-            Err(std::env::VarError::NotUnicode(_)) => Err(KeyError(format!(
-                "{REFRESH_SECRET_ENV} is not UTF-8"
-            ))),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(KeyError(format!("{REFRESH_SECRET_ENV} is not UTF-8")))
+            }
         }
     }
 
@@ -269,7 +269,9 @@ mod tests {
         let not_utf8 = OsString::from("x");
         let err = RefreshSecrets::from_var(Err(VarError::NotUnicode(not_utf8))).unwrap_err();
         assert!(err.to_string().contains("not UTF-8"), "{err}");
-        assert!(RefreshSecrets::from_var(Err(VarError::NotPresent)).unwrap().is_none());
+        assert!(RefreshSecrets::from_var(Err(VarError::NotPresent))
+            .unwrap()
+            .is_none());
         assert!(RefreshSecrets::from_var(Ok(String::new())).unwrap().is_none());
         assert!(RefreshSecrets::from_var(Ok("s".repeat(32))).unwrap().is_some());
         assert!(RefreshSecrets::from_var(Ok("short".into())).is_err());

@@ -12,7 +12,10 @@ use crate::clock::{ms, now_secs, setting};
 use crate::error::{InvalidToken, KeyError, StoreError};
 use crate::issue::{random_id, AccessToken, Issuer};
 use crate::refresh_token::{RefreshSecrets, RefreshToken, MAX_SUB_LEN};
-use crate::store::{Grant, NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus};
+use crate::store::{
+    Grant, MarkPolicy, NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus,
+    MAX_NOT_BEFORE_LEAD,
+};
 use crate::verify::{Validation, DEFAULT_LEEWAY};
 
 /// Default absolute session lifetime: 7 days, never extended by rotation.
@@ -25,6 +28,8 @@ pub const DEFAULT_SESSION_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 pub const MAX_GRACE: Duration = Duration::from_secs(60);
 /// Default cap on one user's sessions: a login beyond it ends the session ending soonest.
 pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 100;
+/// Default cap on one user's live revocation markers (logged-out tokens, revoked sessions).
+pub const DEFAULT_MAX_REVOCATIONS_PER_USER: usize = 1000;
 
 /// Supplies the application's claims for a user at login and at every refresh, so a
 /// changed role takes effect within one access-token lifetime. `None` means the user no
@@ -160,6 +165,7 @@ pub(crate) struct Inner<St, P> {
     pub(crate) absolute: Duration,
     pub(crate) idle: Option<Duration>,
     pub(crate) max_per_user: usize,
+    pub(crate) max_marks_per_user: usize,
     pub(crate) grace: Duration,
     pub(crate) leeway: Duration,
     pub(crate) cookie: Option<crate::refresh::CookieConfig>,
@@ -177,6 +183,7 @@ impl<St, P> Clone for Inner<St, P> {
             absolute: self.absolute,
             idle: self.idle,
             max_per_user: self.max_per_user,
+            max_marks_per_user: self.max_marks_per_user,
             grace: self.grace,
             leeway: self.leeway,
             cookie: self.cookie.clone(),
@@ -220,6 +227,7 @@ impl<St: Store> Sessions<St, NoClaimsProvider> {
                 absolute: DEFAULT_SESSION_LIFETIME,
                 idle: None,
                 max_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
+                max_marks_per_user: DEFAULT_MAX_REVOCATIONS_PER_USER,
                 grace: DEFAULT_GRACE,
                 leeway: DEFAULT_LEEWAY,
                 cookie: Some(crate::refresh::CookieConfig::default()),
@@ -249,6 +257,7 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
                 absolute: i.absolute,
                 idle: i.idle,
                 max_per_user: i.max_per_user,
+                max_marks_per_user: i.max_marks_per_user,
                 grace: i.grace,
                 leeway: i.leeway,
                 cookie: i.cookie,
@@ -274,6 +283,14 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
     /// short lifetime. This bounds what one account can make the store hold.
     pub fn max_sessions_per_user(self, max: usize) -> Self {
         self.map(|i| i.max_per_user = max.max(1))
+    }
+
+    /// Most revocation markers (logged-out access tokens, revoked sessions) one user holds
+    /// at once (default 1000). One more raises the user's not-before instead: every access
+    /// token the user holds dies at once (their sessions live on, so clients refresh), no
+    /// revocation is lost, and one account cannot fill the store however often it logs out.
+    pub fn max_revocations_per_user(self, max: usize) -> Self {
+        self.map(|i| i.max_marks_per_user = max)
     }
 
     /// Grace window for the previous refresh token (default 10 s; 0 disables; values above
@@ -333,9 +350,18 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
         }
     }
 
-    /// How long a revoked session's access tokens must stay rejected.
-    fn access_window(&self) -> Duration {
-        self.inner.issuer.ttl() + self.inner.leeway
+    /// How revocation markers are sized and bounded. The window outlives every access token
+    /// a marker must stop: minted at most [`MAX_NOT_BEFORE_LEAD`] ahead (see
+    /// [`Sessions::pair`]), living its lifetime plus the leeway, plus a second for `iat`'s
+    /// rounding.
+    fn marks(&self) -> MarkPolicy {
+        MarkPolicy {
+            window: self.inner.issuer.ttl()
+                + self.inner.leeway
+                + MAX_NOT_BEFORE_LEAD
+                + Duration::from_secs(1),
+            max_per_user: self.inner.max_marks_per_user,
+        }
     }
 
     /// Starts a session for `sub` (after the application checked the credentials) and
@@ -374,6 +400,14 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
         asked_at: u64,
         grant: Grant,
     ) -> Result<TokenPair, SessionError> {
+        // Repeated logout-everywhere pushes the not-before ahead of the clock; minting that
+        // far ahead would outrun the revocation windows, so ask the client to retry (the
+        // clock catches up within seconds).
+        if grant.not_before >= asked_at + MAX_NOT_BEFORE_LEAD.as_secs() {
+            return Err(SessionError::Unavailable(StoreError::new(
+                "logged out everywhere moments ago: retry in a few seconds",
+            )));
+        }
         let iat = asked_at.max(grant.not_before);
         let access = self.inner.issuer.issue_at(sub, &sid, claims, iat)?;
         // Always the current secret: a token minted under a retired secret moves to the new
@@ -402,7 +436,7 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
             sid: &sid,
             generation,
             grace: self.inner.grace,
-            access_window: self.access_window(),
+            marks: self.marks(),
         };
         let now = now_secs();
         let grant = match self.within(self.inner.store.rotate(rotation)).await? {
@@ -428,7 +462,7 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
         };
         let Some(claims) = self.inner.provider.claims(&sub).await else {
             // The user is gone: end the session rather than mint for them.
-            self.within(self.inner.store.revoke_session(&sub, &sid, self.access_window()))
+            self.within(self.inner.store.revoke_session(&sub, &sid, self.marks()))
                 .await?;
             return Err(SessionError::InvalidGrant);
         };
@@ -455,29 +489,47 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
         }
     }
 
-    /// Logs out one session: the refresh token's session is revoked (its live access
-    /// tokens die at once) and the access token's `jti` is denylisted until it expires.
-    /// Either credential suffices; invalid ones are ignored (RFC 7009 §2.2). Returns whether
-    /// anything was revoked.
+    /// Logs out one session: the refresh token's session, or the access token's, is revoked
+    /// (its live access tokens die at once); an access token whose session the store no
+    /// longer knows is denylisted by its `jti` until it expires. Either credential suffices;
+    /// invalid ones are ignored (RFC 7009 §2.2), and so is an access token already revoked:
+    /// nothing is written for it. Returns whether anything was revoked.
     pub async fn logout(
         &self,
         refresh_token: Option<&str>,
         access_token: Option<&str>,
     ) -> Result<bool, SessionError> {
         let mut revoked = false;
-        let window = self.access_window();
+        let marks = self.marks();
         if let Some(t) = refresh_token.and_then(|t| self.inner.secrets.decode(t)) {
             revoked |= self
-                .within(self.inner.store.revoke_session(&t.sub, &t.sid, window))
+                .within(self.inner.store.revoke_session(&t.sub, &t.sid, marks))
                 .await?;
         }
-        if let Some(token) = access_token {
-            if let Ok(claims) = self.inner.validation.verify::<NoClaims>(token, now_secs()) {
-                let until = claims.exp + self.inner.leeway.as_secs();
-                self.within(self.inner.store.deny_token(&claims.sub, &claims.jti, until))
-                    .await?;
-                self.within(self.inner.store.revoke_session(&claims.sub, &claims.sid, window))
-                    .await?;
+        let now = now_secs();
+        let claims = access_token.and_then(|t| self.inner.validation.verify::<NoClaims>(t, now).ok());
+        if let Some(claims) = claims {
+            let token = TokenRef {
+                sub: &claims.sub,
+                sid: &claims.sid,
+                jti: &claims.jti,
+                iat: claims.iat,
+            };
+            let store = &self.inner.store;
+            if self.within(store.check(token)).await? == TokenStatus::Active {
+                // The session's marker outlives every token of the session (see `marks`).
+                // Only a session the store no longer knows (ended, or evicted by the
+                // per-user cap) needs this token denylisted by itself.
+                if !self
+                    .within(store.revoke_session(&claims.sub, &claims.sid, marks))
+                    .await?
+                {
+                    // Accepted while `now < exp + leeway`; a second more covers the rounding.
+                    let left = (claims.exp + self.inner.leeway.as_secs() + 1).saturating_sub(now);
+                    let ttl = Duration::from_secs(left);
+                    self.within(store.deny_token(&claims.sub, &claims.jti, ttl, marks))
+                        .await?;
+                }
                 revoked = true;
             }
         }
@@ -486,7 +538,7 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
 
     /// Ends every session of `sub` and rejects every access token issued up to now.
     pub async fn logout_all(&self, sub: &str) -> Result<(), SessionError> {
-        self.within(self.inner.store.revoke_all(sub, self.access_window()))
+        self.within(self.inner.store.revoke_all(sub, self.marks().window))
             .await?;
         tracing::info!(target: "tower_jwt_auth::security", sub = %sub, "all sessions revoked");
         Ok(())
@@ -499,7 +551,7 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
 
     /// Revokes one of the user's sessions by id. Returns whether it was active.
     pub async fn revoke(&self, sub: &str, sid: &str) -> Result<bool, SessionError> {
-        self.within(self.inner.store.revoke_session(sub, sid, self.access_window()))
+        self.within(self.inner.store.revoke_session(sub, sid, self.marks()))
             .await
     }
 }

@@ -12,10 +12,15 @@ use http_body_util::{BodyExt, Full};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_jwt_auth::reject::RejectBody;
 use tower_jwt_auth::store::{
-    Grant, NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus,
+    Grant, MarkPolicy, NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus,
 };
 use tower_jwt_auth::{
     AuthError, Claims, DefaultRejection, Issuer, JwtAuthLayer, MemoryStore, SigningKey, StoreError,
+};
+
+const MARKS: MarkPolicy = MarkPolicy {
+    window: Duration::from_secs(960),
+    max_per_user: 1000,
 };
 
 /// A store whose revocation check fails, or hangs.
@@ -38,14 +43,20 @@ impl Store for Broken {
     fn rotate(&self, _: Rotation<'_>) -> impl Future<Output = Result<RotateOutcome, StoreError>> + Send {
         std::future::ready(Err(StoreError::new("down")))
     }
-    fn deny_token(&self, _: &str, _: &str, _: u64) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn deny_token(
+        &self,
+        _: &str,
+        _: &str,
+        _: Duration,
+        _: MarkPolicy,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
         std::future::ready(Err(StoreError::new("down")))
     }
     fn revoke_session(
         &self,
         _: &str,
         _: &str,
-        _: Duration,
+        _: MarkPolicy,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         std::future::ready(Err(StoreError::new("down")))
     }
@@ -132,7 +143,7 @@ async fn revoked_tokens_are_refused() {
         .service_fn(echo);
     let t = issuer.issue_plain("alice", "s").unwrap();
     store
-        .deny_token("alice", &t.jti, t.expires_at + 60)
+        .deny_token("alice", &t.jti, Duration::from_secs(960), MARKS)
         .await
         .unwrap();
     let r = svc.oneshot(request(Some(&t.token), false)).await.unwrap();

@@ -15,6 +15,10 @@ use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_jwt_auth::{Issuer, JwtAuthLayer, RedisStore, RefreshSecrets, Sessions, SigningKey};
 
 const STORE_TIMEOUT: Duration = Duration::from_millis(300);
+const MARKS: tower_jwt_auth::store::MarkPolicy = tower_jwt_auth::store::MarkPolicy {
+    window: Duration::from_secs(960),
+    max_per_user: 1000,
+};
 
 fn issuer() -> Issuer {
     Issuer::new(SigningKey::generate().unwrap())
@@ -66,7 +70,7 @@ async fn redis_killed_under_load_fails_closed_then_recovers() {
     let layer = JwtAuthLayer::new(issuer.validation(), store.clone()).store_timeout(STORE_TIMEOUT);
     let good = issuer.issue_plain("alice", "s1").unwrap();
     let revoked = issuer.issue_plain("alice", "s2").unwrap();
-    tower_jwt_auth::Store::deny_token(&*store, "alice", &revoked.jti, revoked.expires_at + 60)
+    tower_jwt_auth::Store::deny_token(&*store, "alice", &revoked.jti, Duration::from_secs(960), MARKS)
         .await
         .unwrap();
     assert_eq!(call(&layer, &good.token, false).await.0, StatusCode::OK);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use http::{Request, StatusCode};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_jwt_auth::store::{
-    Grant, NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus,
+    Grant, MarkPolicy, NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus,
 };
 use tower_jwt_auth::{
     Claims, Issuer, JwtAuthLayer, MemoryStore, NoClaims, RefreshSecrets, SessionError, Sessions, SigningKey,
@@ -49,19 +49,20 @@ impl Store for Counting {
         &self,
         sub: &str,
         jti: &str,
-        until: u64,
+        ttl: Duration,
+        m: MarkPolicy,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.hit();
-        self.inner.deny_token(sub, jti, until)
+        self.inner.deny_token(sub, jti, ttl, m)
     }
     fn revoke_session(
         &self,
         sub: &str,
         sid: &str,
-        w: Duration,
+        m: MarkPolicy,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         self.hit();
-        self.inner.revoke_session(sub, sid, w)
+        self.inner.revoke_session(sub, sid, m)
     }
     fn revoke_all(&self, sub: &str, w: Duration) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.hit();
@@ -246,7 +247,10 @@ async fn future_generation_is_refused_without_revoking() {
             sid: &pair.sid,
             generation: 5,
             grace: Duration::ZERO,
-            access_window: Duration::from_secs(960),
+            marks: MarkPolicy {
+                window: Duration::from_secs(960),
+                max_per_user: 1000,
+            },
         })
         .await
         .unwrap();
@@ -363,6 +367,15 @@ async fn a_login_past_the_per_user_cap_ends_the_oldest_session() {
     }
     assert_eq!(s.list("alice").await.unwrap().len(), 2);
     assert_eq!(s.store().len(), 3, "the ended session is gone, not kept");
+    // The ended session's access token lives out its short life, unless logged out: with
+    // no session left to mark, the token itself is denylisted.
+    assert_eq!(access_status(&s, &first.access.token).await, StatusCode::OK);
+    assert!(s.logout(None, Some(&first.access.token)).await.unwrap());
+    assert_eq!(
+        access_status(&s, &first.access.token).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(s.store().len(), 4, "one deny entry");
 }
 
 #[tokio::test]
@@ -502,4 +515,167 @@ async fn configuring_a_clone_leaves_the_original_alone() {
         .claims_provider(|_sub: String| async { Some(NoClaims {}) });
     assert!(format!("{original:?}").contains("grace: 10s"), "{original:?}");
     assert!(format!("{changed:?}").contains("grace: 0ns"), "{changed:?}");
+}
+
+#[tokio::test]
+async fn logging_out_with_revoked_tokens_writes_nothing() {
+    // Log in once, refresh many times keeping every access token, log out with each: the
+    // first logout ends the session, the other tokens are already dead and add nothing.
+    let store = Arc::new(MemoryStore::new());
+    let s = sessions_with(store.clone(), Duration::ZERO);
+    let mut pair = s.login("mallory").await.unwrap();
+    let mut tokens = vec![pair.access.token.clone()];
+    for _ in 0..50 {
+        pair = s.refresh(&pair.refresh_token).await.unwrap();
+        tokens.push(pair.access.token.clone());
+    }
+    let before = store.len();
+    let mut revoked = 0;
+    for t in &tokens {
+        revoked += usize::from(s.logout(None, Some(t)).await.unwrap());
+    }
+    assert_eq!(revoked, 1, "only the first logout found anything to revoke");
+    assert!(
+        store.len() <= before + 2,
+        "{} entries after {before}",
+        store.len()
+    );
+    for t in &tokens {
+        assert_eq!(access_status(&s, t).await, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn one_account_cannot_fill_the_store_and_no_revocation_is_lost() {
+    let store = Arc::new(MemoryStore::new());
+    let s = sessions_with(store.clone(), Duration::ZERO)
+        .max_sessions_per_user(5)
+        .max_revocations_per_user(4);
+    let victim = s.login("victim").await.unwrap();
+    let mut dead = Vec::new();
+    // Every write path that revokes: logout by access token, by refresh token, by id, and
+    // reuse detection. Past four markers, each revocation raises mallory's not-before a
+    // second further instead (up to ten seconds ahead, where logins pause until the clock
+    // catches up): twelve rounds stay below that.
+    for i in 0..12 {
+        let pair = s.login("mallory").await.unwrap();
+        match i % 4 {
+            0 => assert!(s.logout(None, Some(&pair.access.token)).await.unwrap()),
+            1 => assert!(s.logout(Some(&pair.refresh_token), None).await.unwrap()),
+            2 => assert!(s.revoke("mallory", &pair.sid).await.unwrap()),
+            _ => {
+                s.refresh(&pair.refresh_token).await.unwrap();
+                assert!(s.refresh(&pair.refresh_token).await.is_err(), "reuse");
+            }
+        }
+        dead.push(pair.access.token);
+        let entries = store.len();
+        assert!(entries <= 1 + 5 + 4, "after {i}: {entries} entries");
+    }
+    for t in &dead {
+        assert_eq!(
+            access_status(&s, t).await,
+            StatusCode::UNAUTHORIZED,
+            "a revocation was lost"
+        );
+    }
+    // Another user is untouched, and mallory can still log in and work.
+    assert_eq!(access_status(&s, &victim.access.token).await, StatusCode::OK);
+    let fresh = s.login("mallory").await.unwrap();
+    assert_eq!(access_status(&s, &fresh.access.token).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_full_store_still_revokes() {
+    let store = Arc::new(MemoryStore::with_max_entries(3));
+    let s = sessions_with(store.clone(), Duration::ZERO);
+    let pairs = [
+        s.login("alice").await.unwrap(),
+        s.login("bob").await.unwrap(),
+        s.login("carol").await.unwrap(),
+    ];
+    assert!(
+        matches!(s.login("dave").await, Err(SessionError::Unavailable(_))),
+        "full"
+    );
+    for p in &pairs {
+        assert!(s.logout(None, Some(&p.access.token)).await.unwrap());
+        assert_eq!(access_status(&s, &p.access.token).await, StatusCode::UNAUTHORIZED);
+        assert!(s.refresh(&p.refresh_token).await.is_err());
+    }
+}
+
+#[tokio::test]
+async fn the_not_before_leads_the_clock_by_ten_seconds_at_most() {
+    let s = sessions(Duration::ZERO);
+    let start = now_secs();
+    for _ in 0..30 {
+        s.logout_all("alice").await.unwrap();
+    }
+    // A login now would need an `iat` at least ten seconds ahead: it is refused as
+    // temporarily unavailable (503) rather than minting a token the revocation windows
+    // might not cover, and works again once the clock catches up.
+    assert!(matches!(
+        s.login("alice").await,
+        Err(SessionError::Unavailable(_))
+    ));
+    let grant = s
+        .store()
+        .create_session(new_session("alice", "probe"))
+        .await
+        .unwrap();
+    assert!(grant.not_before <= now_secs() + 10, "{grant:?} at {start}");
+    assert!(grant.not_before >= start + 10, "{grant:?} at {start}");
+}
+
+#[tokio::test]
+async fn a_revoked_token_stays_refused_while_it_still_verifies() {
+    // Logouts-everywhere in one second push the not-before, and so the next token's `iat`,
+    // ahead of the clock. Its revocation must last until it expires by that `iat`, not by
+    // the time of the revocation.
+    let secrets = RefreshSecrets::new("k1", &[42u8; 32]).unwrap();
+    let issuer = Issuer::new(key()).access_ttl(Duration::from_secs(1));
+    let s = Sessions::new(issuer, Arc::new(MemoryStore::new()), secrets)
+        .grace(Duration::ZERO)
+        .leeway(Duration::from_secs(1));
+    for _ in 0..3 {
+        s.logout_all("alice").await.unwrap();
+    }
+    let revoked = s.login("alice").await.unwrap();
+    let live = s.login("alice").await.unwrap();
+    let iat = revoked.access.issued_at;
+    assert!(iat >= now_secs() + 2, "iat {iat} is not ahead of {}", now_secs());
+    assert!(s.logout(Some(&revoked.refresh_token), None).await.unwrap());
+    // Wait until the tokens verify (iat within the 1 s leeway): later than a window sized
+    // from the revocation (lifetime + leeway = 2 s) would have lasted.
+    while now_secs() + 1 < iat {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        access_status(&s, &live.access.token).await,
+        StatusCode::OK,
+        "it verifies"
+    );
+    assert_eq!(
+        access_status(&s, &revoked.access.token).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn new_session<'a>(sub: &'a str, sid: &'a str) -> NewSession<'a> {
+    NewSession {
+        sub,
+        sid,
+        absolute: Duration::from_secs(60),
+        idle: None,
+        max_per_user: 100,
+    }
 }

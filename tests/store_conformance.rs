@@ -9,13 +9,22 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tower_jwt_auth::store::{
-    Grant, NewSession, RejectReason, RotateOutcome, Rotation, Store, TokenRef, TokenStatus,
+    Grant, MarkPolicy, NewSession, RejectReason, RotateOutcome, Rotation, Store, TokenRef, TokenStatus,
 };
 use tower_jwt_auth::{MemoryStore, RedisStore};
 
 const WINDOW: Duration = Duration::from_secs(960);
 const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
 const MAX_PER_USER: usize = 100;
+const MARKS: MarkPolicy = MarkPolicy {
+    window: WINDOW,
+    max_per_user: 1000,
+};
+
+/// The marker policy with another window.
+fn marks(window: Duration) -> MarkPolicy {
+    MarkPolicy { window, ..MARKS }
+}
 
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
@@ -77,7 +86,7 @@ async fn rotate_grant<S: Store>(
         sid,
         generation,
         grace,
-        access_window: WINDOW,
+        marks: MARKS,
     })
     .await
     .unwrap()
@@ -169,19 +178,21 @@ async fn unknown_and_future<S: Store>(s: &S) {
 
 async fn denylist<S: Store>(s: &S) {
     let u = user("deny");
-    s.deny_token(&u, "j1", now_secs() + 60).await.unwrap();
+    s.deny_token(&u, "j1", Duration::from_secs(60), MARKS)
+        .await
+        .unwrap();
     assert_eq!(check(s, &u, "s", "j1", now_secs()).await, TokenStatus::Denied);
     assert_eq!(check(s, &u, "s", "j2", now_secs()).await, TokenStatus::Active);
     assert_eq!(
         check(s, &user("other"), "s", "j1", now_secs()).await,
         TokenStatus::Active
     );
-    s.deny_token(&u, "old", now_secs().saturating_sub(10))
-        .await
-        .unwrap();
+    s.deny_token(&u, "old", Duration::ZERO, MARKS).await.unwrap();
     assert_eq!(check(s, &u, "s", "old", now_secs()).await, TokenStatus::Active);
     // Entries end with the token's life.
-    s.deny_token(&u, "short", now_secs() + 1).await.unwrap();
+    s.deny_token(&u, "short", Duration::from_secs(1), MARKS)
+        .await
+        .unwrap();
     assert_eq!(check(s, &u, "s", "short", now_secs()).await, TokenStatus::Denied);
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(check(s, &u, "s", "short", now_secs()).await, TokenStatus::Active);
@@ -191,14 +202,14 @@ async fn revoke_one<S: Store>(s: &S) {
     let u = user("revoke");
     create(s, &u, "s1").await;
     create(s, &u, "s2").await;
-    assert!(!s.revoke_session(&user("mallory"), "s1", WINDOW).await.unwrap());
+    assert!(!s.revoke_session(&user("mallory"), "s1", MARKS).await.unwrap());
     assert_eq!(
         check(s, &u, "s1", "j", now_secs()).await,
         TokenStatus::Active,
         "only the owner can revoke"
     );
-    assert!(s.revoke_session(&u, "s1", WINDOW).await.unwrap());
-    assert!(!s.revoke_session(&u, "s1", WINDOW).await.unwrap());
+    assert!(s.revoke_session(&u, "s1", MARKS).await.unwrap());
+    assert!(!s.revoke_session(&u, "s1", MARKS).await.unwrap());
     assert_eq!(
         check(s, &u, "s1", "j", now_secs()).await,
         TokenStatus::SessionRevoked
@@ -210,7 +221,7 @@ async fn revoke_one<S: Store>(s: &S) {
     let listed: Vec<String> = s.sessions(&u).await.unwrap().into_iter().map(|i| i.sid).collect();
     assert_eq!(listed, vec!["s2".to_owned()]);
     // An unknown session id writes nothing, so no caller can grow the store at will.
-    assert!(!s.revoke_session(&u, "never-issued", WINDOW).await.unwrap());
+    assert!(!s.revoke_session(&u, "never-issued", MARKS).await.unwrap());
     assert_eq!(
         check(s, &u, "never-issued", "j", now_secs()).await,
         TokenStatus::Active
@@ -219,7 +230,7 @@ async fn revoke_one<S: Store>(s: &S) {
     let short = user("revoke-short");
     create(s, &short, "s").await;
     assert!(s
-        .revoke_session(&short, "s", Duration::from_millis(300))
+        .revoke_session(&short, "s", marks(Duration::from_millis(300)))
         .await
         .unwrap());
     assert_eq!(
@@ -252,7 +263,7 @@ async fn logout_everywhere<S: Store>(s: &S) {
         );
     }
     assert!(s.sessions(&u).await.unwrap().is_empty());
-    assert!(!s.revoke_session(&u, "s1", WINDOW).await.unwrap(), "already dead");
+    assert!(!s.revoke_session(&u, "s1", MARKS).await.unwrap(), "already dead");
     // A session started afterwards, even in the same second, learns the not-before
     // atomically: an access token issued at max(now, not_before) passes.
     let grant = create(s, &u, "s3").await;
@@ -279,7 +290,7 @@ async fn listing<S: Store>(s: &S) {
         create(s, &u, sid).await;
     }
     rotate(s, &u, "b", 0, GRACE).await;
-    s.revoke_session(&u, "c", WINDOW).await.unwrap();
+    s.revoke_session(&u, "c", MARKS).await.unwrap();
     let list = s.sessions(&u).await.unwrap();
     let mut sids: Vec<&str> = list.iter().map(|i| i.sid.as_str()).collect();
     sids.sort();
@@ -332,10 +343,13 @@ async fn lifetimes<S: Store>(s: &S) {
         sid: "forever",
         generation: 0,
         grace: GRACE,
-        access_window: Duration::MAX,
+        marks: marks(Duration::MAX),
     };
     assert_eq!(Out::from(s.rotate(far).await.unwrap()), Out::Rotated(1));
-    assert!(s.revoke_session(&u, "forever", Duration::MAX).await.unwrap());
+    assert!(s
+        .revoke_session(&u, "forever", marks(Duration::MAX))
+        .await
+        .unwrap());
     s.revoke_all(&u, Duration::MAX).await.unwrap();
 }
 
@@ -395,7 +409,7 @@ async fn per_user_cap<S: Store>(s: &S) {
     }
     // Without an idle timeout sessions end in the order they started, so a login past the
     // cap ends the oldest; a revoked session (kept to recognise replays) still counts.
-    s.revoke_session(&u, "c", WINDOW).await.unwrap();
+    s.revoke_session(&u, "c", MARKS).await.unwrap();
     s.create_session(capped("d")).await.unwrap();
     assert_eq!(
         rotate(s, &u, "a", 0, GRACE).await,
@@ -421,6 +435,51 @@ async fn per_user_cap<S: Store>(s: &S) {
     assert_eq!(rotate(s, &other, "a", 0, GRACE).await, Out::Rotated(1));
 }
 
+async fn marker_cap<S: Store>(s: &S) {
+    let u = user("marks");
+    let cap = MarkPolicy {
+        max_per_user: 3,
+        ..MARKS
+    };
+    for sid in ["s1", "s2", "s3"] {
+        create(s, &u, sid).await;
+    }
+    let iat = now_secs();
+    s.deny_token(&u, "j1", WINDOW, cap).await.unwrap();
+    s.deny_token(&u, "j2", WINDOW, cap).await.unwrap();
+    assert!(s.revoke_session(&u, "s1", cap).await.unwrap());
+    // Marking again what is marked needs no room.
+    s.deny_token(&u, "j1", WINDOW, cap).await.unwrap();
+    assert!(!s.revoke_session(&u, "s1", cap).await.unwrap());
+    assert_eq!(check(s, &u, "s2", "j1", iat).await, TokenStatus::Denied);
+    assert_eq!(check(s, &u, "s1", "j", iat).await, TokenStatus::SessionRevoked);
+    assert_eq!(check(s, &u, "s2", "j", iat).await, TokenStatus::Active);
+    // No room for a fourth: the user's not-before rises instead, ending the token and every
+    // other access token of the user issued so far...
+    s.deny_token(&u, "j3", WINDOW, cap).await.unwrap();
+    assert_eq!(check(s, &u, "s2", "j3", iat).await, TokenStatus::UserLoggedOut);
+    assert_eq!(check(s, &u, "s2", "j", iat).await, TokenStatus::UserLoggedOut);
+    // ...but not the sessions: they refresh, and their new tokens pass.
+    let RotateOutcome::Rotated(g) = rotate_grant(s, &u, "s2", 0, GRACE).await else {
+        panic!("sessions outlive a raised not-before");
+    };
+    assert!(g.not_before > iat, "{g:?}");
+    let fresh = now_secs().max(g.not_before);
+    assert_eq!(check(s, &u, "s2", "j4", fresh).await, TokenStatus::Active);
+    // A session revoked with no room left is revoked all the same.
+    assert!(s.revoke_session(&u, "s3", cap).await.unwrap());
+    assert_eq!(
+        rotate(s, &u, "s3", 0, GRACE).await,
+        Out::Rejected(RejectReason::Revoked)
+    );
+    assert_eq!(check(s, &u, "s3", "j5", fresh).await, TokenStatus::UserLoggedOut);
+    // Only this user.
+    assert_eq!(
+        check(s, &user("other"), "s2", "j", iat).await,
+        TokenStatus::Active
+    );
+}
+
 async fn all_cases<S: Store>(s: Arc<S>) {
     // Independent users: run the slow cases side by side.
     tokio::join!(
@@ -434,6 +493,7 @@ async fn all_cases<S: Store>(s: Arc<S>) {
         listing(&*s),
         lifetimes(&*s),
         per_user_cap(&*s),
+        marker_cap(&*s),
     );
     concurrent_rotation(s).await;
 }
@@ -453,7 +513,9 @@ async fn redis_store_conforms() {
     server.cli(&["CONFIG", "SET", "maxmemory-policy", "volatile-lru"]);
     assert_eq!(store.eviction_policy().await.unwrap(), "volatile-lru");
     server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
-    all_cases(store).await;
+    all_cases(store.clone()).await;
+
+    one_account_stays_bounded(&server, store.clone()).await;
 
     // Every key carries a TTL: nothing grows forever. (KEYS on a private test server only.)
     let keys = server.cli(&["--no-raw", "KEYS", "*"]);
@@ -499,4 +561,40 @@ async fn redis_cluster_conforms() {
         "{slots_per_user:?}"
     );
     assert!(nodes_used >= 2, "users should spread over the masters");
+}
+
+/// Logins and every kind of revocation in a loop leave one account a bounded number of keys,
+/// and every revoked token refused.
+async fn one_account_stays_bounded(server: &redis_server::RedisServer, store: Arc<RedisStore>) {
+    use tower_jwt_auth::{Issuer, RefreshSecrets, Sessions, SigningKey};
+    let issuer = Issuer::new(SigningKey::generate().unwrap());
+    let secrets = RefreshSecrets::new("k1", &[9u8; 32]).unwrap();
+    let s = Sessions::new(issuer, store.clone(), secrets)
+        .grace(NO_GRACE)
+        .max_sessions_per_user(5)
+        .max_revocations_per_user(4);
+    let sub = user("mallory");
+    let mut dead = Vec::new();
+    for i in 0..12 {
+        let pair = s.login(&sub).await.unwrap();
+        match i % 4 {
+            0 => assert!(s.logout(None, Some(&pair.access.token)).await.unwrap()),
+            1 => assert!(s.logout(Some(&pair.refresh_token), None).await.unwrap()),
+            2 => assert!(s.revoke(&sub, &pair.sid).await.unwrap()),
+            _ => {
+                s.refresh(&pair.refresh_token).await.unwrap();
+                assert!(s.refresh(&pair.refresh_token).await.is_err(), "reuse");
+            }
+        }
+        dead.push((pair.sid, pair.access));
+    }
+    let tag: String = sub.bytes().map(|b| format!("{b:02x}")).collect();
+    let keys = server.cli(&["KEYS", &format!("tja:{{u:{tag}}}:*")]);
+    let keys = keys.lines().count();
+    // 5 sessions, 4 markers, the sessions and markers zsets, the epoch, the not-before.
+    assert!((5..=5 + 4 + 4).contains(&keys), "{keys} keys");
+    for (sid, t) in &dead {
+        let status = check(&*store, &sub, sid, &t.jti, t.issued_at).await;
+        assert_ne!(status, TokenStatus::Active, "a revocation was lost");
+    }
 }

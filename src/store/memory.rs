@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::{
-    not_before_after, Grant, NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo, Store, TokenRef,
-    TokenStatus,
+    not_before_after, Grant, MarkPolicy, NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo,
+    Store, TokenRef, TokenStatus,
 };
 use crate::clock::{ms, now_ms};
 use crate::error::StoreError;
@@ -59,23 +59,65 @@ struct User {
     sidrev: HashMap<String, u64>,
 }
 
+/// Which kind of revocation marker.
+#[derive(Clone, Copy)]
+enum Mark<'a> {
+    /// One access token, by `jti`.
+    Deny(&'a str),
+    /// A session's access tokens, by `sid`.
+    Session(&'a str),
+}
+
 impl User {
     fn len(&self) -> usize {
-        self.sessions.len() + self.deny.len() + self.sidrev.len()
+        self.sessions.len() + self.marks()
     }
 
-    /// Rejects the session's access tokens until `until`; returns how many entries it added.
-    fn revoke_sid(&mut self, sid: &str, until: u64) -> usize {
-        match self.sidrev.get_mut(sid) {
-            Some(e) => {
-                *e = (*e).max(until);
-                0
-            }
-            None => {
-                self.sidrev.insert(sid.to_owned(), until);
-                1
-            }
+    fn marks(&self) -> usize {
+        self.deny.len() + self.sidrev.len()
+    }
+
+    /// Records `mark` until `until`, or, with no room for it (this user's cap, or `room` false
+    /// because the store is full), raises the not-before instead, which rejects every access
+    /// token issued so far: nothing is forgotten and nothing grows. Returns the change in
+    /// entries.
+    fn mark(&mut self, mark: Mark<'_>, until: u64, policy: MarkPolicy, room: bool, now: u64) -> isize {
+        if let Some(e) = self.marker(mark) {
+            *e = (*e).max(until);
+            return 0;
         }
+        let before = self.marks();
+        if before >= policy.max_per_user {
+            self.deny.retain(|_, u| *u > now);
+            self.sidrev.retain(|_, u| *u > now);
+        }
+        let removed = isize::try_from(before - self.marks()).unwrap_or(isize::MAX);
+        if room && self.marks() < policy.max_per_user {
+            match mark {
+                Mark::Deny(jti) => self.deny.insert(jti.to_owned(), until),
+                Mark::Session(sid) => self.sidrev.insert(sid.to_owned(), until),
+            };
+            1 - removed
+        } else {
+            self.raise_not_before(now, ms(policy.window));
+            -removed
+        }
+    }
+
+    fn marker(&mut self, mark: Mark<'_>) -> Option<&mut u64> {
+        match mark {
+            Mark::Deny(jti) => self.deny.get_mut(jti),
+            Mark::Session(sid) => self.sidrev.get_mut(sid),
+        }
+    }
+
+    /// Rejects every access token issued up to `now` for `window` ms (logout-all does this
+    /// and bumps the epoch too).
+    fn raise_not_before(&mut self, now: u64, window: u64) {
+        let nbf = not_before_after(now, self.not_before(now));
+        let until = now.saturating_add(window);
+        let until = self.nbf.map_or(until, |(_, old_until)| old_until.max(until));
+        self.nbf = Some((nbf, until));
     }
 
     /// The not-before in force at `now` (0 when none).
@@ -204,18 +246,32 @@ impl MemoryStore {
         TokenStatus::Active
     }
 
-    /// Makes room for one more entry (sweeping when due, or when full at most once a
-    /// second); the caller adds to `entries` what it inserts.
-    fn room(&self, s: &mut State, now: u64) -> Result<(), StoreError> {
+    /// Whether there is room for one more entry (sweeping when due, or when full at most
+    /// once a second); the caller adjusts `entries` by what it inserts.
+    fn has_room(&self, s: &mut State, now: u64) -> bool {
         s.writes = s.writes.wrapping_add(1);
         let full = s.entries >= self.max_entries;
         if (full && now.saturating_sub(s.swept_at) >= FULL_SWEEP_EVERY_MS) || s.writes % SWEEP_EVERY == 0 {
             s.sweep(now);
         }
-        if s.entries >= self.max_entries {
-            return Err(StoreError::new("memory store is full"));
+        s.entries < self.max_entries
+    }
+
+    /// [`MemoryStore::has_room`], as the error a full store answers a new session with.
+    fn room(&self, s: &mut State, now: u64) -> Result<(), StoreError> {
+        if self.has_room(s, now) {
+            Ok(())
+        } else {
+            Err(StoreError::new("memory store is full"))
         }
-        Ok(())
+    }
+
+    /// Records a revocation marker for `sub` (see [`User::mark`]); never fails for want of
+    /// room, so a revocation is never refused.
+    fn mark(&self, s: &mut State, sub: &str, mark: Mark<'_>, until: u64, policy: MarkPolicy, now: u64) {
+        let room = self.has_room(s, now);
+        let delta = s.user(sub).mark(mark, until, policy, room, now);
+        s.entries = s.entries.saturating_add_signed(delta);
     }
 }
 
@@ -278,11 +334,14 @@ impl Store for MemoryStore {
     fn rotate(&self, r: Rotation<'_>) -> impl Future<Output = Result<RotateOutcome, StoreError>> + Send {
         let now = now_ms();
         let mut s = self.lock();
-        let (outcome, added) = match s.users.get_mut(r.sub) {
+        let outcome = match s.users.get_mut(r.sub) {
             Some(user) => rotate(user, &r, now),
-            None => (RotateOutcome::Rejected(RejectReason::Missing), 0),
+            None => RotateOutcome::Rejected(RejectReason::Missing),
         };
-        s.entries += added;
+        if outcome == RotateOutcome::ReuseDetected {
+            let until = now.saturating_add(ms(r.marks.window));
+            self.mark(&mut s, r.sub, Mark::Session(r.sid), until, r.marks, now);
+        }
         ready(Ok(outcome))
     }
 
@@ -290,72 +349,57 @@ impl Store for MemoryStore {
         &self,
         sub: &str,
         jti: &str,
-        until_secs: u64,
+        ttl: Duration,
+        marks: MarkPolicy,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let now = now_ms();
-        let until = until_secs.saturating_mul(1000);
-        let result = if until <= now {
-            Ok(()) // already expired: nothing to remember
-        } else {
+        // An expired token has nothing left to deny.
+        if !ttl.is_zero() {
+            let now = now_ms();
             let mut s = self.lock();
-            self.room(&mut s, now).map(|()| {
-                let added = s.user(sub).deny.insert(jti.to_owned(), until).is_none();
-                s.entries += usize::from(added);
-            })
-        };
-        ready(result)
+            self.mark(
+                &mut s,
+                sub,
+                Mark::Deny(jti),
+                now.saturating_add(ms(ttl)),
+                marks,
+                now,
+            );
+        }
+        ready(Ok(()))
     }
 
     fn revoke_session(
         &self,
         sub: &str,
         sid: &str,
-        access_window: Duration,
+        marks: MarkPolicy,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         let now = now_ms();
         let mut s = self.lock();
         // An unknown sid (never issued, or ended and gone) has nothing to revoke; writing a
         // marker for it would let any caller grow the store at will.
-        let Some(user) = s.users.get(sub).filter(|u| u.sessions.contains_key(sid)) else {
+        let Some(user) = s.users.get_mut(sub).filter(|u| u.sessions.contains_key(sid)) else {
             return ready(Ok(false));
         };
-        // Only a new marker needs room: revoking twice never fails on a full store.
-        let room = if user.sidrev.contains_key(sid) {
-            Ok(())
-        } else {
-            self.room(&mut s, now)
+        let epoch = user.epoch;
+        let revoked = match user.sessions.get_mut(sid) {
+            Some(session) if !session.revoked && session.epoch == epoch && session.expires() > now => {
+                session.revoked = true;
+                true
+            }
+            _ => false,
         };
-        let result = room.map(|()| {
-            let user = s.user(sub);
-            let added = user.revoke_sid(sid, now.saturating_add(ms(access_window)));
-            let revoked = match user.sessions.get_mut(sid) {
-                Some(session)
-                    if !session.revoked && session.epoch == user.epoch && session.expires() > now =>
-                {
-                    session.revoked = true;
-                    true
-                }
-                _ => false,
-            };
-            s.entries += added;
-            revoked
-        });
-        ready(result)
+        let until = now.saturating_add(ms(marks.window));
+        self.mark(&mut s, sub, Mark::Session(sid), until, marks, now);
+        ready(Ok(revoked))
     }
 
-    fn revoke_all(
-        &self,
-        sub: &str,
-        access_window: Duration,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn revoke_all(&self, sub: &str, window: Duration) -> impl Future<Output = Result<(), StoreError>> + Send {
         let now = now_ms();
         let mut s = self.lock();
         let user = s.user(sub);
         user.epoch += 1;
-        let nbf = not_before_after(now, user.not_before(now));
-        let until = now.saturating_add(ms(access_window));
-        let until = user.nbf.map_or(until, |(_, old_until)| old_until.max(until));
-        user.nbf = Some((nbf, until));
+        user.raise_not_before(now, ms(window));
         ready(Ok(()))
     }
 
@@ -378,10 +422,10 @@ impl Store for MemoryStore {
     }
 }
 
-/// The rotation state machine (DESIGN.md "Rotation"), applied under the lock. Returns the
-/// outcome and how many entries it added.
-fn rotate(user: &mut User, r: &Rotation<'_>, now: u64) -> (RotateOutcome, usize) {
-    let rejected = |reason| (RotateOutcome::Rejected(reason), 0);
+/// The rotation state machine (DESIGN.md "Rotation"), applied under the lock. On reuse the
+/// caller adds the session's revocation marker.
+fn rotate(user: &mut User, r: &Rotation<'_>, now: u64) -> RotateOutcome {
+    let rejected = RotateOutcome::Rejected;
     let epoch = user.epoch;
     let not_before = user.not_before(now);
     let Some(session) = user.sessions.get_mut(r.sid) else {
@@ -407,44 +451,68 @@ fn rotate(user: &mut User, r: &Rotation<'_>, now: u64) -> (RotateOutcome, usize)
         session.generation += 1;
         session.rotated_at = now;
         session.last_used = now;
-        return (RotateOutcome::Rotated(session.grant(not_before)), 0);
+        return RotateOutcome::Rotated(session.grant(not_before));
     }
     if r.generation > current {
         return rejected(RejectReason::FutureGeneration);
     }
     let in_grace = !r.grace.is_zero() && now.saturating_sub(session.rotated_at) <= ms(r.grace);
     if r.generation.checked_add(1) == Some(current) && in_grace {
-        return (RotateOutcome::Grace(session.grant(not_before)), 0);
+        return RotateOutcome::Grace(session.grant(not_before));
     }
     session.revoked = true;
-    let added = user.revoke_sid(r.sid, now.saturating_add(ms(r.access_window)));
-    (RotateOutcome::ReuseDetected, added)
+    RotateOutcome::ReuseDetected
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn bounded_and_swept() {
-        let store = MemoryStore::with_max_entries(3);
-        let far = crate::clock::now_secs() + 3600;
-        for jti in ["a", "b", "c"] {
-            store.deny_token("u", jti, far).await.unwrap();
+    const MARKS: MarkPolicy = MarkPolicy {
+        window: Duration::from_secs(960),
+        max_per_user: 1000,
+    };
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn token<'a>(sub: &'a str, jti: &'a str) -> TokenRef<'a> {
+        TokenRef {
+            sub,
+            sid: "s",
+            jti,
+            iat: crate::clock::now_secs(),
         }
-        assert!(
-            store.deny_token("u", "d", far).await.is_err(),
-            "full: refuses rather than forgets"
-        );
-        // Entries that expire are swept and make room.
-        let store = MemoryStore::with_max_entries(2);
-        let session = |sid, absolute| NewSession {
+    }
+
+    fn session(sid: &str, absolute: Duration) -> NewSession<'_> {
+        NewSession {
             sub: "u",
             sid,
             absolute,
             idle: None,
             max_per_user: 10,
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn bounded_and_swept() {
+        let store = MemoryStore::with_max_entries(3);
+        for jti in ["a", "b", "c"] {
+            store.deny_token("u", jti, HOUR, MARKS).await.unwrap();
+        }
+        assert!(
+            store.create_session(session("s", HOUR)).await.is_err(),
+            "full: a new session is refused"
+        );
+        // A revocation is never refused for want of room, nor forgotten: the user's
+        // not-before rises instead, and nothing is added.
+        store.deny_token("u", "d", HOUR, MARKS).await.unwrap();
+        assert_eq!(
+            store.check(token("u", "d")).await.unwrap(),
+            TokenStatus::UserLoggedOut
+        );
+        assert_eq!(store.len(), 3);
+        // Entries that expire are swept and make room.
+        let store = MemoryStore::with_max_entries(2);
         for sid in ["s1", "s2"] {
             store
                 .create_session(session(sid, Duration::from_millis(50)))
@@ -459,10 +527,7 @@ mod tests {
         assert_eq!(store.len(), 1);
         // Revoking a session adds its marker once, however often it is revoked.
         for _ in 0..3 {
-            store
-                .revoke_session("u", "s3", Duration::from_secs(60))
-                .await
-                .unwrap();
+            store.revoke_session("u", "s3", MARKS).await.unwrap();
         }
         assert_eq!(store.state.lock().unwrap().entries, 2);
         assert_eq!(store.len(), 2);
@@ -471,11 +536,10 @@ mod tests {
     #[tokio::test]
     async fn a_full_store_does_not_rescan_on_every_write() {
         let store = MemoryStore::with_max_entries(1);
-        let far = crate::clock::now_secs() + 3600;
-        store.deny_token("u", "a", far).await.unwrap();
-        assert!(store.deny_token("u", "b", far).await.is_err());
+        store.deny_token("u", "a", HOUR, MARKS).await.unwrap();
+        assert!(store.create_session(session("s1", HOUR)).await.is_err());
         let swept_at = store.state.lock().unwrap().swept_at;
-        assert!(store.deny_token("u", "c", far).await.is_err());
+        assert!(store.create_session(session("s2", HOUR)).await.is_err());
         assert_eq!(
             store.state.lock().unwrap().swept_at,
             swept_at,
@@ -486,20 +550,11 @@ mod tests {
     #[tokio::test]
     async fn one_user_cannot_touch_another() {
         let store = MemoryStore::new();
-        let t = TokenRef {
-            sub: "alice",
-            sid: "s",
-            jti: "j",
-            iat: crate::clock::now_secs(),
-        };
-        store
-            .revoke_session("mallory", "s", Duration::from_secs(60))
-            .await
-            .unwrap();
-        store
-            .deny_token("mallory", "j", crate::clock::now_secs() + 60)
-            .await
-            .unwrap();
-        assert_eq!(store.check(t).await.unwrap(), TokenStatus::Active);
+        store.revoke_session("mallory", "s", MARKS).await.unwrap();
+        store.deny_token("mallory", "j", HOUR, MARKS).await.unwrap();
+        assert_eq!(
+            store.check(token("alice", "j")).await.unwrap(),
+            TokenStatus::Active
+        );
     }
 }

@@ -59,6 +59,27 @@ pub struct NewSession<'a> {
     pub max_per_user: usize,
 }
 
+/// How far a user's not-before may run ahead of the clock. Repeated logout-everywhere in
+/// one second pushes it a second further each time, and access tokens are minted with
+/// `iat` no earlier than it; bounding the lead bounds how far ahead any `iat` can be, so
+/// the revocation windows below can cover every token.
+pub const MAX_NOT_BEFORE_LEAD: Duration = Duration::from_secs(10);
+
+/// How revocation markers are sized and bounded; passed with every write that may add one
+/// (a denylisted token, a revoked session).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarkPolicy {
+    /// How long a revoked session's (or user's) access tokens must stay rejected: access
+    /// lifetime + leeway + [`MAX_NOT_BEFORE_LEAD`] + one second, which covers the latest `iat`
+    /// any of them can carry.
+    pub window: Duration,
+    /// Most markers one user may hold at once. With no room for one more (this cap, or a
+    /// full store), the store raises the user's not-before instead, as logout-everywhere
+    /// does but without ending sessions: every access token of the user issued so far dies
+    /// (clients refresh), nothing is forgotten, and one account cannot fill the store.
+    pub max_per_user: usize,
+}
+
 /// One refresh attempt.
 #[derive(Clone, Copy, Debug)]
 pub struct Rotation<'a> {
@@ -70,9 +91,8 @@ pub struct Rotation<'a> {
     pub generation: u64,
     /// How long the immediately previous generation is still answered (0 disables).
     pub grace: Duration,
-    /// How long a revoked session's access tokens must stay rejected
-    /// (access lifetime + leeway).
-    pub access_window: Duration,
+    /// The revocation marker written when reuse is detected.
+    pub marks: MarkPolicy,
 }
 
 /// What a store answers when a session may be handed a token pair, read in the same
@@ -163,29 +183,28 @@ pub trait Store: Send + Sync + 'static {
         rotation: Rotation<'_>,
     ) -> impl Future<Output = Result<RotateOutcome, StoreError>> + Send;
 
-    /// Denylists one access token until `until_secs` (its `exp` plus leeway).
+    /// Denylists one access token for `ttl` (until its `exp` plus leeway), bounded by
+    /// `marks.max_per_user`. Relative, so no second clock takes part.
     fn deny_token(
         &self,
         sub: &str,
         jti: &str,
-        until_secs: u64,
+        ttl: Duration,
+        marks: MarkPolicy,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Revokes one session and, for `access_window`, its access tokens. Returns whether
-    /// an active session was found. An unknown `sid` writes nothing.
+    /// Revokes one session and, for `marks.window`, its access tokens. Returns whether an
+    /// active session was found. An unknown `sid` writes nothing.
     fn revoke_session(
         &self,
         sub: &str,
         sid: &str,
-        access_window: Duration,
+        marks: MarkPolicy,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Ends every session of `sub` and rejects every access token issued up to now.
-    fn revoke_all(
-        &self,
-        sub: &str,
-        access_window: Duration,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Ends every session of `sub` and rejects every access token issued up to now, for
+    /// `window` (as [`MarkPolicy::window`]).
+    fn revoke_all(&self, sub: &str, window: Duration) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The user's active sessions.
     fn sessions(&self, sub: &str) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send;
@@ -204,9 +223,13 @@ pub(crate) fn sort_sessions(list: &mut [SessionInfo]) {
 ///
 /// `iat` has one-second resolution, so a token issued earlier in the same second as the
 /// logout must die too: not-before is the *next* second. A token minted after the logout
-/// gets `iat ≥ nbf` (see [`Grant::not_before`]), up to a second ahead, within the leeway.
-/// Such a token can carry the current not-before as its `iat`, so a repeated logout-all
-/// moves past it (`current + 1`): each one in the same second pushes a second further.
+/// gets `iat ≥ nbf` (see [`Grant::not_before`]). Such a token can carry the current
+/// not-before as its `iat`, so a repeated logout-all moves past it (`current + 1`): each one
+/// in the same second pushes a second further, up to [`MAX_NOT_BEFORE_LEAD`] ahead of now.
+/// No token is minted with `iat` that far ahead (sessions refuse to), so the capped value
+/// still ends every token issued so far. Never lowered.
 pub(crate) fn not_before_after(now_ms: u64, current: u64) -> u64 {
-    (now_ms / 1000 + 1).max(current.saturating_add(1))
+    let now = now_ms / 1000;
+    let cap = now + MAX_NOT_BEFORE_LEAD.as_secs();
+    (now + 1).max(current.saturating_add(1)).min(cap).max(current)
 }

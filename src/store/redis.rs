@@ -9,13 +9,15 @@
 //! | `tja:{u:…}:sessions` | zset sid → when it ends, for listing and the per-user cap | the latest absolute expiry |
 //! | `tja:{u:…}:epoch` | logout-all counter | as long as any session may compare against it |
 //! | `tja:{u:…}:nbf` | not-before, seconds | access lifetime + leeway |
-//! | `tja:{u:…}:sidrev:<sid>` | revoked session marker | access lifetime + leeway |
-//! | `tja:{u:…}:deny:<jti>` | denylisted access token | its `exp` + leeway |
+//! | `tja:{u:…}:sidrev:<sid>` | revoked session marker | the revocation window |
+//! | `tja:{u:…}:deny:<jti>` | denylisted access token | its `exp` + leeway, relative |
+//! | `tja:{u:…}:marks` | zset marker → when it ends: bounds the user's markers | its latest marker |
 //!
 //! State changes are Lua scripts (EVALSHA, reloaded on NOSCRIPT) reading the clock with
-//! `TIME`, except the not-before of logout-all: it is compared with `iat`, which the
-//! application's clock wrote, so the application sends it. The middleware's check is one
-//! `MGET`. No `KEYS`, no `SCAN`.
+//! `TIME`, except the not-before: it is compared with `iat`, which the application's clock
+//! wrote, so the application sends it. Every TTL is relative (`PX`), so a Redis clock ahead
+//! of the application's never drops a marker early. Every key a script touches is declared
+//! in `KEYS`. The middleware's check is one `MGET`. No `KEYS`, no `SCAN`.
 
 use std::fmt;
 use std::fmt::Write as _;
@@ -25,12 +27,12 @@ use std::time::Duration;
 
 use fred::error::Error as RedisError;
 use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
-use fred::prelude::{Builder, Config, Expiration, FromValue, Pool, ReconnectPolicy};
+use fred::prelude::{Builder, Config, FromValue, Pool, ReconnectPolicy};
 use fred::types::{ClusterHash, CustomCommand, Value};
 
 use super::{
-    not_before_after, Grant, NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo, Store, TokenRef,
-    TokenStatus,
+    Grant, MarkPolicy, NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo, Store, TokenRef,
+    TokenStatus, MAX_NOT_BEFORE_LEAD,
 };
 use crate::clock::{ms, now_ms};
 use crate::error::StoreError;
@@ -55,10 +57,18 @@ impl Script {
 struct Scripts {
     create: Script,
     rotate: Script,
+    deny: Script,
     revoke: Script,
     revoke_all: Script,
     list: Script,
     sessions: Script,
+}
+
+/// A script that writes revocations: `marks.lua` (shared functions) first.
+macro_rules! with_marks {
+    ($file:literal) => {
+        concat!(include_str!("redis/marks.lua"), include_str!($file))
+    };
 }
 
 /// A [`Store`] on Redis, generic over the `fred` client: a [`fred::clients::Client`], a
@@ -98,7 +108,10 @@ fn store_error(e: RedisError) -> StoreError {
 /// Refuses a TLS URL when TLS support is not built in (`fred` would only log a warning
 /// through `log` and connect without TLS).
 fn check_tls_support(url: &str, tls_built: bool) -> Result<(), StoreError> {
-    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme).to_ascii_lowercase();
+    let scheme = url
+        .split_once("://")
+        .map_or("", |(scheme, _)| scheme)
+        .to_ascii_lowercase();
     let wants_tls = scheme.starts_with("rediss") || scheme.starts_with("valkeys");
     if wants_tls && !tls_built {
         return Err(StoreError::new(format!(
@@ -162,9 +175,10 @@ where
     pub fn new(client: C) -> Self {
         let scripts = Scripts {
             create: Script::new(include_str!("redis/create.lua")),
-            rotate: Script::new(include_str!("redis/rotate.lua")),
-            revoke: Script::new(include_str!("redis/revoke.lua")),
-            revoke_all: Script::new(include_str!("redis/revoke_all.lua")),
+            rotate: Script::new(with_marks!("redis/rotate.lua")),
+            deny: Script::new(with_marks!("redis/deny.lua")),
+            revoke: Script::new(with_marks!("redis/revoke.lua")),
+            revoke_all: Script::new(with_marks!("redis/revoke_all.lua")),
             list: Script::new(include_str!("redis/list.lua")),
             sessions: Script::new(include_str!("redis/sessions.lua")),
         };
@@ -257,6 +271,26 @@ fn int(v: Duration) -> Value {
     Value::Integer(i64::try_from(ms(crate::clock::setting(v))).unwrap_or(i64::MAX))
 }
 
+fn count(n: u64) -> Value {
+    Value::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// ARGV 1-4 of the scripts that write revocations (see `marks.lua`): the cap, and the
+/// not-before bounds from the application's clock (see `store::not_before_after`).
+fn mark_args(marks: MarkPolicy) -> Vec<Value> {
+    let now = now_ms() / 1000;
+    vec![
+        count(u64::try_from(marks.max_per_user).unwrap_or(u64::MAX)),
+        count(now + 1),
+        count(now + MAX_NOT_BEFORE_LEAD.as_secs()),
+        int(marks.window),
+    ]
+}
+
+/// How many times a login re-declares the sessions it must end before giving up (each try
+/// is told the exact set; only concurrent logins of the same user can change it).
+const CREATE_ATTEMPTS: usize = 4;
+
 impl<C> Store for RedisStore<C>
 where
     C: KeysInterface + LuaInterface + ClientLike + Clone + Send + Sync + 'static,
@@ -296,16 +330,35 @@ where
             Value::from(n.sid),
             int(n.absolute),
             int(n.idle.unwrap_or_default()),
-            Value::Integer(i64::try_from(n.max_per_user).unwrap_or(i64::MAX)),
-            Value::from(self.key(&user, "sess:", "")),
+            count(u64::try_from(n.max_per_user).unwrap_or(u64::MAX)),
         ];
         async move {
-            let (session_end_ms, not_before): (u64, u64) = self.run(&self.scripts.create, keys, args).await?;
-            Ok(Grant {
-                generation: 0,
-                session_end_ms,
-                not_before,
-            })
+            // Usually one call; at the cap, a second one declaring the sessions it ends.
+            let mut ending: Vec<String> = Vec::new();
+            for _ in 0..CREATE_ATTEMPTS {
+                let mut keys = keys.clone();
+                keys.extend(ending.iter().map(|sid| self.key(&user, "sess:", sid)));
+                let mut args = args.clone();
+                args.extend(ending.iter().map(|sid| Value::from(sid.as_str())));
+                let reply: Vec<Value> = self.run(&self.scripts.create, keys, args).await?;
+                match reply.as_slice() {
+                    [Value::Integer(-1), sids @ ..] => {
+                        ending = sids.iter().filter_map(Value::as_string).collect();
+                    }
+                    [end, nbf] => {
+                        let malformed = || StoreError::new("redis: malformed create answer");
+                        return Ok(Grant {
+                            generation: 0,
+                            session_end_ms: end.as_u64().ok_or_else(malformed)?,
+                            not_before: nbf.as_u64().ok_or_else(malformed)?,
+                        });
+                    }
+                    _ => break,
+                }
+            }
+            Err(StoreError::new(
+                "redis: the sessions to end kept changing (concurrent logins of one user)",
+            ))
         }
     }
 
@@ -317,14 +370,15 @@ where
             self.key(&user, "sidrev:", r.sid),
             self.key(&user, "sessions", ""),
             self.key(&user, "nbf", ""),
+            self.key(&user, "marks", ""),
         ];
-        let generation = i64::try_from(r.generation).unwrap_or(i64::MAX);
-        let args = vec![
+        let mut args = mark_args(r.marks);
+        args.extend([
             Value::from(r.sid),
-            Value::Integer(generation),
+            count(r.generation),
             int(r.grace),
-            int(r.access_window),
-        ];
+            Value::from(format!("s:{}", r.sid)),
+        ]);
         async move {
             let (code, generation, session_end_ms, not_before): (i64, u64, u64, u64) =
                 self.run(&self.scripts.rotate, keys, args).await?;
@@ -356,19 +410,22 @@ where
         &self,
         sub: &str,
         jti: &str,
-        until_secs: u64,
+        ttl: Duration,
+        marks: MarkPolicy,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let key = self.key(&self.user_prefix(sub), "deny:", jti);
-        let until = until_secs.saturating_mul(1000);
+        let user = self.user_prefix(sub);
+        let keys = vec![
+            self.key(&user, "deny:", jti),
+            self.key(&user, "marks", ""),
+            self.key(&user, "nbf", ""),
+        ];
+        let mut args = mark_args(marks);
+        args.extend([int(ttl), Value::from(format!("d:{jti}"))]);
         async move {
-            if until <= now_ms() {
+            if ttl.is_zero() {
                 return Ok(()); // already expired: nothing to remember
             }
-            let at = Expiration::PXAT(i64::try_from(until).unwrap_or(i64::MAX));
-            self.client
-                .set::<(), _, _>(key, 1, Some(at), None, false)
-                .await
-                .map_err(store_error)
+            self.run::<i64>(&self.scripts.deny, keys, args).await.map(drop)
         }
     }
 
@@ -376,34 +433,35 @@ where
         &self,
         sub: &str,
         sid: &str,
-        access_window: Duration,
+        marks: MarkPolicy,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         let user = self.user_prefix(sub);
         let keys = vec![
             self.key(&user, "sess:", sid),
             self.key(&user, "sidrev:", sid),
             self.key(&user, "epoch", ""),
+            self.key(&user, "marks", ""),
+            self.key(&user, "nbf", ""),
         ];
-        let args = vec![int(access_window)];
+        let mut args = mark_args(marks);
+        args.push(Value::from(format!("s:{sid}")));
         async move {
             let revoked: i64 = self.run(&self.scripts.revoke, keys, args).await?;
             Ok(revoked == 1)
         }
     }
 
-    fn revoke_all(
-        &self,
-        sub: &str,
-        access_window: Duration,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn revoke_all(&self, sub: &str, window: Duration) -> impl Future<Output = Result<(), StoreError>> + Send {
         let user = self.user_prefix(sub);
         let keys = vec![
             self.key(&user, "epoch", ""),
             self.key(&user, "nbf", ""),
             self.key(&user, "sessions", ""),
         ];
-        let nbf = i64::try_from(not_before_after(now_ms(), 0)).unwrap_or(i64::MAX);
-        let args = vec![int(access_window), Value::Integer(nbf)];
+        let args = mark_args(MarkPolicy {
+            window,
+            max_per_user: 0,
+        });
         async move {
             let _nbf: i64 = self.run(&self.scripts.revoke_all, keys, args).await?;
             Ok(())
@@ -468,7 +526,13 @@ mod tests {
             assert!(err.to_string().contains("redis-tls"), "{url}: {err}");
             assert!(check_tls_support(url, true).is_ok(), "{url}");
         }
-        for url in ["redis://h", "redis-cluster://h", "redis-sentinel://h", "valkey://h", "junk"] {
+        for url in [
+            "redis://h",
+            "redis-cluster://h",
+            "redis-sentinel://h",
+            "valkey://h",
+            "junk",
+        ] {
             assert!(check_tls_support(url, false).is_ok(), "{url}");
         }
     }

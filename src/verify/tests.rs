@@ -494,7 +494,11 @@ fn a_token_naming_an_audience_is_refused_when_none_is_configured() {
     for aud in [json!("api"), json!(["x", "y"]), json!([])] {
         let c = json!({"sub": "a", "iat": NOW, "exp": NOW + 900, "jti": "j", "sid": "s",
                        "aud": aud});
-        assert_eq!(verify(&forge(&header(), &c)), Err(InvalidToken::Audience), "{aud}");
+        assert_eq!(
+            verify(&forge(&header(), &c)),
+            Err(InvalidToken::Audience),
+            "{aud}"
+        );
     }
 }
 
@@ -510,13 +514,19 @@ fn headers_must_be_utf8_json_of_bounded_depth() {
     let kid = key().kid();
     let mut invalid_utf8 = format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"{kid}","x":""#).into_bytes();
     invalid_utf8.extend_from_slice(&[0xff, 0xfe, b'"', b'}']);
-    assert_eq!(verify(&with_raw_header(&invalid_utf8)), Err(InvalidToken::Malformed));
+    assert_eq!(
+        verify(&with_raw_header(&invalid_utf8)),
+        Err(InvalidToken::Malformed)
+    );
     let deep = format!(
         r#"{{"alg":"RS256","typ":"at+jwt","kid":"{kid}","x":{}{}}}"#,
         "[".repeat(129),
         "]".repeat(129)
     );
-    assert_eq!(verify(&with_raw_header(deep.as_bytes())), Err(InvalidToken::Malformed));
+    assert_eq!(
+        verify(&with_raw_header(deep.as_bytes())),
+        Err(InvalidToken::Malformed)
+    );
     // Brackets inside strings are not nesting; a little real nesting is fine.
     let fine = format!(
         r#"{{"alg":"RS256","typ":"at+jwt","kid":"{kid}","x":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[","y":[{{"z":[1]}}]}}"#
