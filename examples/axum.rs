@@ -165,7 +165,7 @@ async fn login<St: Store, P: tower_jwt_auth::ClaimsProvider>(
             "wrong username or password",
         );
     }
-    sessions.login_response(&username).await.into_response()
+    sessions.login_response(&username, &headers).await.into_response()
 }
 
 async fn me(claims: Claims<AppClaims>) -> Json<Claims<AppClaims>> {

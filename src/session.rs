@@ -88,8 +88,10 @@ pub struct TokenResponse {
     pub token_type: String,
     /// Access-token lifetime in seconds.
     pub expires_in: u64,
-    /// The refresh token.
-    pub refresh_token: String,
+    /// The refresh token; absent for cookie clients, which keep it in the `HttpOnly`
+    /// cookie only (see [`CookieConfig`](crate::CookieConfig)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 impl From<&TokenPair> for TokenResponse {
@@ -98,7 +100,7 @@ impl From<&TokenPair> for TokenResponse {
             access_token: p.access.token.clone(),
             token_type: "Bearer".into(),
             expires_in: p.access.expires_in,
-            refresh_token: p.refresh_token.clone(),
+            refresh_token: Some(p.refresh_token.clone()),
         }
     }
 }

@@ -239,34 +239,86 @@ async fn refresh_by_json_form_and_cookie() {
     let body: Value = r.json().await.unwrap();
     let refresh = body["refresh_token"].as_str().unwrap().to_owned();
 
-    // Cookie only, no body.
-    let r = demo
-        .http
-        .post(demo.url("/auth/refresh"))
-        .header(COOKIE, format!("theme=dark; refresh_token={refresh}"))
-        .send()
+    // Cookie only, no body: only from the application's own page. A cross-site form, or a
+    // sibling subdomain (same site, so SameSite lets the cookie through), is refused with
+    // 403 and nothing is touched.
+    let cookie_refresh = |cookie: String, extra: Option<(&'static str, &'static str)>| {
+        let mut req = demo.http.post(demo.url("/auth/refresh")).header(COOKIE, cookie);
+        if let Some((name, value)) = extra {
+            req = req.header(name, value);
+        }
+        req.send()
+    };
+    let cookie = format!("theme=dark; refresh_token={refresh}");
+    for extra in [
+        None,
+        Some(("sec-fetch-site", "same-site")),
+        Some(("origin", "https://evil.example")),
+    ] {
+        let r = cookie_refresh(cookie.clone(), extra).await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{extra:?}");
+        assert!(r.headers().get(SET_COOKIE).is_none(), "nothing cleared");
+        assert_eq!(error_of(r).await, "invalid_request");
+    }
+    let r = cookie_refresh(cookie.clone(), Some(("x-requested-with", "fetch")))
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let next_cookie = cookie_pair(&set_cookie(&r));
+    assert!(next_cookie.starts_with("refresh_token=rt1."), "{next_cookie}");
+    assert_ne!(next_cookie, format!("refresh_token={refresh}"), "rotated");
     let body: Value = r.json().await.unwrap();
-    assert_eq!(
-        next_cookie,
-        format!("refresh_token={}", body["refresh_token"].as_str().unwrap())
-    );
+    // The refresh token stays in the HttpOnly cookie: page script cannot read it.
+    assert!(body.get("refresh_token").is_none(), "{body}");
     assert_eq!(
         demo.me(body["access_token"].as_str().unwrap()).await.status(),
         StatusCode::OK
     );
-    // The rotated cookie works in turn.
-    let r = demo
-        .http
-        .post(demo.url("/auth/refresh"))
-        .header(COOKIE, next_cookie)
-        .send()
+    // The rotated cookie works in turn, from a same-origin fetch.
+    let r = cookie_refresh(next_cookie.clone(), Some(("sec-fetch-site", "same-origin")))
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    let live_cookie = cookie_pair(&set_cookie(&r));
+
+    // A second cookie of that name (planted by a sibling subdomain) is refused, and the
+    // real one is not cleared: it still works afterwards.
+    let tossed = format!("refresh_token=junk; {live_cookie}");
+    let r = cookie_refresh(tossed, Some(("x-requested-with", "fetch")))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get(SET_COOKIE).is_none(), "nothing cleared");
+    assert_eq!(error_of(r).await, "invalid_request");
+    let r = cookie_refresh(live_cookie, Some(("x-requested-with", "fetch")))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn browsers_get_the_refresh_token_in_the_cookie_only() {
+    let demo = Demo::start(&[]).await;
+    let login = |origin: Option<&'static str>| {
+        let mut req = demo
+            .http
+            .post(demo.url("/auth/login"))
+            .json(&json!({"username": "alice", "password": "wonderland"}));
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        req.send()
+    };
+    // A browser always sends Origin with a POST (script cannot remove it).
+    let r = login(Some("http://127.0.0.1")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(cookie_pair(&set_cookie(&r)).starts_with("refresh_token=rt1."));
+    let body: Value = r.json().await.unwrap();
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    assert!(body["access_token"].is_string());
+    // A native client (no Origin) gets it in the body to keep.
+    let body: Value = login(None).await.unwrap().json().await.unwrap();
+    assert!(body["refresh_token"].as_str().unwrap().starts_with("rt1."));
 }
 
 #[tokio::test]
@@ -433,12 +485,28 @@ async fn logout_and_logout_everywhere() {
         .unwrap();
     assert_eq!(list["sessions"].as_array().unwrap().len(), 2, "{list}");
 
-    // Logout: cookie + bearer.
+    // Logout: cookie + bearer. Relying on the cookie, it must be the page's own request:
+    // an auto-submitted form from a sibling subdomain logs nobody out.
+    let r = demo
+        .http
+        .post(demo.url("/auth/logout"))
+        .header(COOKIE, format!("refresh_token={a_refresh}"))
+        .header("sec-fetch-site", "same-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        demo.me(&a_access).await.status(),
+        StatusCode::OK,
+        "still signed in"
+    );
     let r = demo
         .http
         .post(demo.url("/auth/logout"))
         .bearer_auth(&a_access)
         .header(COOKIE, format!("refresh_token={a_refresh}"))
+        .header("x-requested-with", "fetch")
         .send()
         .await
         .unwrap();

@@ -294,7 +294,7 @@ async fn token_endpoints_time_out_into_503_too() {
         Err(SessionError::Unavailable(_))
     ));
     assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
-    let response = sessions.login_response("alice").await;
+    let response = sessions.login_response("alice", &http::HeaderMap::new()).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["retry-after"], "1");
 }

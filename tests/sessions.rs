@@ -355,6 +355,8 @@ async fn logout_all_ends_every_session_and_access_token_at_once() {
 async fn a_login_past_the_per_user_cap_ends_the_oldest_session() {
     let s = sessions(Duration::ZERO).max_sessions_per_user(2);
     let first = s.login("alice").await.unwrap();
+    // Sessions ending in the same millisecond tie (broken by their random ids): keep apart.
+    tokio::time::sleep(Duration::from_millis(3)).await;
     let second = s.login("alice").await.unwrap();
     let bob = s.login("bob").await.unwrap();
     let third = s.login("alice").await.unwrap();
@@ -678,4 +680,23 @@ fn new_session<'a>(sub: &'a str, sid: &'a str) -> NewSession<'a> {
         idle: None,
         max_per_user: 100,
     }
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_times_out() {
+    use http_body_util::StreamBody;
+    let s = sessions(Duration::ZERO);
+    let svc = s.refresh_service().body_timeout(Duration::from_millis(200));
+    // A slow-loris client: headers, then a body that never comes.
+    let never =
+        futures_util::stream::pending::<Result<http_body::Frame<bytes::Bytes>, std::convert::Infallible>>();
+    let req = Request::builder()
+        .method("POST")
+        .header("content-type", "application/json")
+        .body(StreamBody::new(never))
+        .unwrap();
+    let start = std::time::Instant::now();
+    let r = svc.oneshot(req).await.unwrap();
+    assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
+    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
 }

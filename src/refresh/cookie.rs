@@ -1,17 +1,50 @@
-//! The refresh-token cookie: HttpOnly, Secure, SameSite=Strict, scoped to the auth routes.
+//! The refresh-token cookie: HttpOnly, Secure, SameSite=Strict, scoped to the auth routes,
+//! and the checks a request authenticated by it must pass.
 
 use std::time::Duration;
 
 use cookie::{Cookie, SameSite};
-use http::header::COOKIE;
-use http::{HeaderMap, HeaderValue};
+use http::header::{COOKIE, ORIGIN};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::response::EndpointError;
+
+/// The `__Secure-` cookie-name prefix: browsers accept such a cookie only with `Secure` from
+/// an HTTPS origin.
+pub const SECURE_PREFIX: &str = "__Secure-";
+
+/// The header a browser page sends to show a cookie-authenticated request is its own
+/// (default of [`CookieConfig::csrf_header`]).
+pub const DEFAULT_CSRF_HEADER: &str = "x-requested-with";
 
 /// Settings of the refresh-token cookie.
+///
+/// **Cross-site requests.** `SameSite=Strict` keeps other *sites* from sending the cookie,
+/// but every subdomain of the site is the same site. A request that relies on the cookie is
+/// therefore served only when it shows it comes from the application's own page: a custom
+/// header (default `X-Requested-With`, any value; cross-origin pages cannot send one without
+/// a CORS preflight), `Sec-Fetch-Site: same-origin`, or an `Origin` listed with
+/// [`CookieConfig::allowed_origin`]. Others get 403.
+///
+/// **Cookie tossing.** A sibling subdomain can plant a second cookie of the same name
+/// (`Domain=` the parent, a more specific `Path`). A request carrying two is refused as
+/// `invalid_request` and nothing is cleared, so the planted cookie cannot make the server
+/// delete the real one. [`CookieConfig::secure_prefix`] names the cookie `__Secure-…`, which
+/// browsers only accept over HTTPS with `Secure`, so plain-HTTP pages of the site cannot
+/// plant one. (`__Host-` would also forbid `Domain`, but requires `Path=/`, which would send
+/// the refresh token with every request; this crate keeps it on the auth routes.)
+///
+/// **The token stays in the cookie.** Answers to cookie clients leave `refresh_token` out of
+/// the JSON body, so script on the page (an XSS) cannot read it:
+/// [`CookieConfig::refresh_token_in_body`] keeps it there.
 #[derive(Clone, Debug)]
 pub struct CookieConfig {
     pub(crate) name: String,
     pub(crate) path: String,
     pub(crate) domain: Option<String>,
+    pub(crate) csrf_header: HeaderName,
+    pub(crate) allowed_origins: Vec<HeaderValue>,
+    pub(crate) token_in_body: bool,
 }
 
 impl Default for CookieConfig {
@@ -20,6 +53,9 @@ impl Default for CookieConfig {
             name: "refresh_token".into(),
             path: "/auth".into(),
             domain: None,
+            csrf_header: HeaderName::from_static(DEFAULT_CSRF_HEADER),
+            allowed_origins: Vec::new(),
+            token_in_body: false,
         }
     }
 }
@@ -31,6 +67,14 @@ impl CookieConfig {
         self
     }
 
+    /// Prefixes the name with `__Secure-` (see the type's docs on cookie tossing).
+    pub fn secure_prefix(mut self) -> Self {
+        if !self.name.starts_with(SECURE_PREFIX) {
+            self.name = format!("{SECURE_PREFIX}{}", self.name);
+        }
+        self
+    }
+
     /// Cookie path: the routes that read it (default `/auth`), so no other route ever
     /// receives the refresh token.
     pub fn path(mut self, path: impl Into<String>) -> Self {
@@ -38,10 +82,39 @@ impl CookieConfig {
         self
     }
 
-    /// Cookie domain (default: host-only).
+    /// Cookie domain (default: host-only, which is safer: no sibling host receives it).
     pub fn domain(mut self, domain: impl Into<String>) -> Self {
         self.domain = Some(domain.into());
         self
+    }
+
+    /// The custom header that marks a cookie-authenticated request as the page's own
+    /// (default `X-Requested-With`; any non-empty value).
+    pub fn csrf_header(mut self, name: HeaderName) -> Self {
+        self.csrf_header = name;
+        self
+    }
+
+    /// Also serves cookie-authenticated requests whose `Origin` is exactly `origin`
+    /// (e.g. `https://app.example.com`). An origin that is not a valid header value is
+    /// ignored.
+    pub fn allowed_origin(mut self, origin: &str) -> Self {
+        if let Ok(v) = HeaderValue::from_str(origin.trim_end_matches('/')) {
+            self.allowed_origins.push(v);
+        }
+        self
+    }
+
+    /// Keeps `refresh_token` in the JSON body for cookie clients too (default off). Native
+    /// clients that send the token in the body always get it back in the body.
+    pub fn refresh_token_in_body(mut self, keep: bool) -> Self {
+        self.token_in_body = keep;
+        self
+    }
+
+    /// The cookie's name.
+    pub fn cookie_name(&self) -> &str {
+        &self.name
     }
 
     fn build(&self, value: String, max_age: Duration) -> Cookie<'static> {
@@ -70,17 +143,118 @@ impl CookieConfig {
         HeaderValue::from_str(&self.build(String::new(), Duration::ZERO).to_string()).ok()
     }
 
-    /// The cookie's value in a request, if any (the first one: browsers send the most
-    /// specific path first).
-    pub(crate) fn read(&self, headers: &HeaderMap) -> Option<String> {
-        headers
+    /// The cookie's value in a request, if any. Two cookies of that name mean one was planted
+    /// (cookie tossing): `invalid_request`, and the caller clears nothing.
+    pub(crate) fn read(&self, headers: &HeaderMap) -> Result<Option<String>, EndpointError> {
+        let mut values = headers
             .get_all(COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(Cookie::split_parse)
             .filter_map(Result::ok)
-            .find(|c| c.name() == self.name)
-            .map(|c| c.value().to_owned())
-            .filter(|v| !v.is_empty())
+            .filter(|c| c.name() == self.name);
+        let Some(first) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(EndpointError::InvalidRequest(
+                "the refresh token cookie was sent twice",
+            ));
+        }
+        Ok(Some(first.value().to_owned()).filter(|v| !v.is_empty()))
+    }
+
+    /// Whether a request relying on the cookie shows it comes from the application's own
+    /// page (see the type's docs); 403 otherwise.
+    pub(crate) fn check_same_origin(&self, headers: &HeaderMap) -> Result<(), EndpointError> {
+        let custom = headers.get(&self.csrf_header).is_some_and(|v| !v.is_empty());
+        let same_origin = headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"same-origin"));
+        let listed = headers
+            .get(ORIGIN)
+            .is_some_and(|o| self.allowed_origins.iter().any(|a| a == o));
+        if custom || same_origin || listed {
+            Ok(())
+        } else {
+            Err(EndpointError::Forbidden(
+                "a request authenticated by the refresh cookie must come from the application's \
+                 own page (send X-Requested-With)",
+            ))
+        }
+    }
+
+    /// Whether answers to a cookie client carry the refresh token in the body.
+    pub(crate) fn body_for_cookie_clients(&self) -> bool {
+        self.token_in_body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn two_cookies_of_the_name_are_refused() {
+        let c = CookieConfig::default();
+        let one = headers(&[("cookie", "theme=dark; refresh_token=abc")]);
+        assert_eq!(c.read(&one).unwrap().as_deref(), Some("abc"));
+        for planted in [
+            headers(&[("cookie", "refresh_token=junk; refresh_token=abc")]),
+            headers(&[("cookie", "refresh_token=junk"), ("cookie", "refresh_token=abc")]),
+        ] {
+            assert!(matches!(c.read(&planted), Err(EndpointError::InvalidRequest(_))));
+        }
+        assert_eq!(c.read(&headers(&[("cookie", "refresh_token=")])).unwrap(), None);
+    }
+
+    #[test]
+    fn the_secure_prefix_is_added_once() {
+        let c = CookieConfig::default().secure_prefix().secure_prefix();
+        assert_eq!(c.cookie_name(), "__Secure-refresh_token");
+        let set = c.set("t", Duration::from_secs(60)).unwrap();
+        assert!(
+            set.to_str().unwrap().starts_with("__Secure-refresh_token=t;"),
+            "{set:?}"
+        );
+        let h = headers(&[("cookie", "refresh_token=x; __Secure-refresh_token=t")]);
+        assert_eq!(c.read(&h).unwrap().as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn cookie_requests_must_come_from_the_page() {
+        let c = CookieConfig::default().allowed_origin("https://app.example.com/");
+        for ok in [
+            headers(&[("x-requested-with", "fetch")]),
+            headers(&[("sec-fetch-site", "same-origin")]),
+            headers(&[("origin", "https://app.example.com")]),
+        ] {
+            assert!(c.check_same_origin(&ok).is_ok(), "{ok:?}");
+        }
+        for refused in [
+            headers(&[]),
+            headers(&[
+                ("sec-fetch-site", "same-site"),
+                ("origin", "https://evil.example.com"),
+            ]),
+            headers(&[("sec-fetch-site", "cross-site")]),
+            headers(&[("x-requested-with", "")]),
+        ] {
+            assert!(
+                matches!(c.check_same_origin(&refused), Err(EndpointError::Forbidden(_))),
+                "{refused:?}"
+            );
+        }
     }
 }

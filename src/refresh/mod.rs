@@ -17,9 +17,9 @@ use http_body::Body;
 use http_body_util::Full;
 use tower_service::Service;
 
-pub use self::cookie::CookieConfig;
-use self::request::read_credentials;
-pub use self::request::DEFAULT_BODY_LIMIT;
+pub use self::cookie::{CookieConfig, DEFAULT_CSRF_HEADER, SECURE_PREFIX};
+use self::request::{read_credentials, Limits};
+pub use self::request::{DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT};
 use self::response::{error_response, ok_response, token_response, EndpointError};
 use crate::clock::now_ms;
 use crate::session::{ClaimsProvider, Sessions, TokenPair, TokenResponse};
@@ -40,12 +40,14 @@ enum Action {
 /// Refresh reads the token from the `refresh_token` cookie, a JSON body
 /// `{"refresh_token": …}`, or an RFC 6749 form (`grant_type=refresh_token`). Answers:
 /// 200 token response (`Cache-Control: no-store`, refreshed cookie); 400 `invalid_grant` /
-/// `invalid_request` / `unsupported_grant_type`; 405 not POST; 413 body over the limit;
-/// 415 other content types; 503 store down.
+/// `invalid_request` / `unsupported_grant_type`; 403 a cookie-authenticated request that
+/// is not the page's own (see [`CookieConfig`]); 405 not POST; 408 body too slow; 413 body
+/// over the limit; 415 other content types; 503 store down. Cookie clients get no
+/// `refresh_token` in the body: it stays in the `HttpOnly` cookie.
 pub struct RefreshService<St, P> {
     sessions: Sessions<St, P>,
     action: Action,
-    body_limit: usize,
+    limits: Limits,
 }
 
 impl<St, P> Clone for RefreshService<St, P> {
@@ -53,7 +55,7 @@ impl<St, P> Clone for RefreshService<St, P> {
         RefreshService {
             sessions: self.sessions.clone(),
             action: self.action,
-            body_limit: self.body_limit,
+            limits: self.limits,
         }
     }
 }
@@ -71,7 +73,10 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
         RefreshService {
             sessions: self.clone(),
             action,
-            body_limit: DEFAULT_BODY_LIMIT,
+            limits: Limits {
+                body: DEFAULT_BODY_LIMIT,
+                timeout: DEFAULT_BODY_TIMEOUT,
+            },
         }
     }
 
@@ -94,22 +99,40 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
 
     /// Starts a session and answers like a refresh: the token response JSON and, when
     /// cookies are on, the refresh cookie. For the application's login handler, after it
-    /// checked the credentials.
-    pub async fn login_response(&self, sub: &str) -> Response<Full<Bytes>> {
+    /// checked the credentials; `request_headers` are the login request's.
+    ///
+    /// With cookies on, a browser (a request carrying `Origin` or `Sec-Fetch-Site`, which
+    /// page script cannot remove) gets the refresh token in the cookie only, so script on
+    /// the page can never read it; other clients get it in the body too.
+    pub async fn login_response(
+        &self,
+        sub: &str,
+        request_headers: &http::HeaderMap,
+    ) -> Response<Full<Bytes>> {
+        let browser = ["origin", "sec-fetch-site"]
+            .iter()
+            .any(|h| request_headers.contains_key(*h));
         match self.login(sub).await {
-            Ok(pair) => self.pair_response(&pair),
+            Ok(pair) => self.pair_response(&pair, browser),
             Err(e) => error_response(&e.into(), None),
         }
     }
 
-    fn pair_response(&self, pair: &TokenPair) -> Response<Full<Bytes>> {
-        let cookie = self.inner.cookie.as_ref().and_then(|c| {
+    /// The token response; `cookie_client`: the client keeps its refresh token in the cookie,
+    /// so the body leaves it out (unless configured otherwise).
+    fn pair_response(&self, pair: &TokenPair, cookie_client: bool) -> Response<Full<Bytes>> {
+        let cookie = self.inner.cookie.as_ref();
+        let set_cookie = cookie.and_then(|c| {
             c.set(
                 &pair.refresh_token,
                 Duration::from_millis(pair.session_end_ms.saturating_sub(now_ms())),
             )
         });
-        token_response(&TokenResponse::from(pair), cookie)
+        let mut body = TokenResponse::from(pair);
+        if cookie.is_some_and(|c| cookie_client && !c.body_for_cookie_clients()) {
+            body.refresh_token = None;
+        }
+        token_response(&body, set_cookie)
     }
 
     fn clear_cookie(&self) -> Option<http::HeaderValue> {
@@ -120,7 +143,13 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
 impl<St, P> RefreshService<St, P> {
     /// Largest request body accepted (default 4 KiB); larger gets 413 without buffering.
     pub fn body_limit(mut self, limit: usize) -> Self {
-        self.body_limit = limit;
+        self.limits.body = limit;
+        self
+    }
+
+    /// Time allowed to receive the request body (default 10 s); past it, 408.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.timeout = timeout;
         self
     }
 }
@@ -134,7 +163,7 @@ impl<St: Store, P: ClaimsProvider> RefreshService<St, P> {
         let sessions = &self.sessions;
         let grant_required = self.action == Action::Refresh;
         let cookie = sessions.inner.cookie.as_ref();
-        let creds = match read_credentials(req, cookie, self.body_limit, grant_required).await {
+        let creds = match read_credentials(req, cookie, self.limits, grant_required).await {
             Ok(c) => c,
             Err(e) => return error_response(&e, None),
         };
@@ -144,7 +173,7 @@ impl<St: Store, P: ClaimsProvider> RefreshService<St, P> {
                     return error_response(&EndpointError::InvalidRequest("missing refresh_token"), None);
                 };
                 match sessions.refresh(&token).await {
-                    Ok(pair) => sessions.pair_response(&pair),
+                    Ok(pair) => sessions.pair_response(&pair, creds.from_cookie),
                     Err(e) => {
                         let e = EndpointError::from(e);
                         // A dead refresh token in a cookie only causes more failures: drop it.

@@ -1,5 +1,7 @@
 //! Reading credentials from a token-endpoint request: cookie, JSON body or RFC 6749 form.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request};
@@ -11,12 +13,24 @@ use super::response::EndpointError;
 
 /// Default largest accepted request body.
 pub const DEFAULT_BODY_LIMIT: usize = 4 * 1024;
+/// Default time allowed to receive a request body: a client trickling it (slow loris)
+/// holds a connection and a task no longer.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a token-endpoint request carried.
 #[derive(Debug, Default)]
 pub(crate) struct Credentials {
     pub(crate) refresh_token: Option<String>,
+    /// The refresh token came from the cookie alone (a browser): it stays out of the body.
+    pub(crate) from_cookie: bool,
     pub(crate) access_token: Option<String>,
+}
+
+/// How a token endpoint reads requests.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) body: usize,
+    pub(crate) timeout: Duration,
 }
 
 #[derive(serde::Deserialize)]
@@ -30,7 +44,7 @@ struct JsonBody {
 pub(crate) async fn read_credentials<B>(
     req: Request<B>,
     cookie: Option<&CookieConfig>,
-    limit: usize,
+    limits: Limits,
     grant_required: bool,
 ) -> Result<Credentials, EndpointError>
 where
@@ -43,7 +57,11 @@ where
     let access_token = crate::auth::bearer_token(req.headers(), req.uri())
         .map_err(|_| EndpointError::InvalidRequest("malformed Authorization header"))?
         .map(str::to_owned);
-    let from_cookie = cookie.and_then(|c| c.read(req.headers()));
+    let (from_cookie, same_origin) = match cookie {
+        Some(c) => (c.read(req.headers())?, c.check_same_origin(req.headers())),
+        None => (None, Ok(())),
+    };
+    let limit = limits.body;
 
     let declared = req
         .headers()
@@ -59,8 +77,13 @@ where
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
 
-    // Never buffer more than `limit`, whatever Content-Length claimed.
-    let body = match Limited::new(req.into_body(), limit).collect().await {
+    // Never buffer more than `limit`, whatever Content-Length claimed, nor wait for it longer
+    // than the timeout.
+    let collect = Limited::new(req.into_body(), limit).collect();
+    let Ok(collected) = tokio::time::timeout(limits.timeout, collect).await else {
+        return Err(EndpointError::Timeout);
+    };
+    let body = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
             return Err(
@@ -82,17 +105,24 @@ where
             _ => return Err(EndpointError::UnsupportedMediaType),
         }
     };
-    let refresh_token = match (from_body, from_cookie) {
+    let (refresh_token, from_cookie) = match (from_body, from_cookie) {
         (Some(b), Some(c)) if b != c => {
             return Err(EndpointError::InvalidRequest(
                 "refresh token sent twice with different values",
             ))
         }
-        (Some(t), _) | (None, Some(t)) => Some(t),
-        (None, None) => None,
+        (Some(t), _) => (Some(t), false),
+        (None, Some(t)) => (Some(t), true),
+        (None, None) => (None, false),
     };
+    // A request that relies on the cookie must be the page's own (cross-site forms and
+    // sibling subdomains are refused); one that names the token in its body cannot be forged.
+    if from_cookie {
+        same_origin?;
+    }
     Ok(Credentials {
         refresh_token,
+        from_cookie,
         access_token,
     })
 }

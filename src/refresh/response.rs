@@ -12,6 +12,10 @@ use crate::session::{SessionError, TokenResponse};
 pub(crate) enum EndpointError {
     MethodNotAllowed,
     PayloadTooLarge,
+    /// The body did not arrive within the body timeout.
+    Timeout,
+    /// A cookie-authenticated request that does not show it is the page's own (CSRF).
+    Forbidden(&'static str),
     UnsupportedMediaType,
     InvalidRequest(&'static str),
     UnsupportedGrantType,
@@ -81,6 +85,12 @@ pub(crate) fn error_response(e: &EndpointError, clear_cookie: Option<HeaderValue
             "invalid_request",
             "request body too large",
         ),
+        EndpointError::Timeout => (
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request",
+            "request body too slow",
+        ),
+        EndpointError::Forbidden(d) => (StatusCode::FORBIDDEN, "invalid_request", *d),
         EndpointError::UnsupportedMediaType => (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "invalid_request",
