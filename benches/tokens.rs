@@ -73,7 +73,7 @@ fn main() {
     });
     let jwk = key.verifying_key().jwk().clone();
     let mut jv = jsonwebtoken::Validation::new(Algorithm::RS256);
-    jv.required_spec_claims = ["exp".to_string()].into();
+    jv.required_spec_claims = ["exp".to_owned()].into();
     jv.validate_aud = false;
     let baseline = measure(budget, || {
         let dk = DecodingKey::from_jwk(&jwk).unwrap();

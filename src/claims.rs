@@ -1,5 +1,7 @@
 //! Access-token claims, generic over the application's own claims.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// The claims of an access token.
@@ -59,6 +61,27 @@ impl Audience {
         match self {
             Audience::One(a) => a == expected,
             Audience::Many(v) => v.iter().any(|a| a == expected),
+        }
+    }
+}
+
+/// Who a verified request is from, whatever the application's claims type:
+/// [`JwtAuthLayer`](crate::JwtAuthLayer) inserts it next to `Claims<C>`, so code that does not
+/// know `C` (the logout-all endpoint, a generic handler) can read it. With feature `axum` it
+/// is an extractor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject {
+    /// The user (`sub`).
+    pub sub: Arc<str>,
+    /// The session (`sid`).
+    pub sid: Arc<str>,
+}
+
+impl Subject {
+    pub(crate) fn of<C>(claims: &Claims<C>) -> Self {
+        Subject {
+            sub: claims.sub.as_str().into(),
+            sid: claims.sid.as_str().into(),
         }
     }
 }

@@ -135,23 +135,97 @@ impl fmt::Display for KeyError {
 
 impl std::error::Error for KeyError {}
 
-/// The store failed: unreachable, timed out, or answered something unexpected.
-///
-/// Never caused by client input; the middleware and the refresh service answer 503.
+/// An access token could not be minted: the application's claims do not serialize to a
+/// JSON object, redefine a registered claim, or the signature failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreError(pub(crate) String);
+pub struct IssueError(pub(crate) String);
+
+impl fmt::Display for IssueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot issue token: {}", self.0)
+    }
+}
+
+impl std::error::Error for IssueError {}
+
+/// What kind of failure a [`StoreError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The store did not answer in time.
+    Timeout,
+    /// The store cannot be reached (connection refused, lost, reconnecting).
+    Unavailable,
+    /// The store is full (the memory store's bound).
+    Full,
+    /// The store answered with an error or something unexpected.
+    Backend,
+    /// The store's configuration is invalid (a bad URL, a feature not built in).
+    Config,
+}
+
+/// The store failed: unreachable, timed out, full, or answered something unexpected.
+///
+/// Never caused by client input; the middleware and the token endpoints answer 503.
+/// [`StoreError::kind`] tells the failures apart; [`std::error::Error::source`] is the
+/// backend's own error, when there is one.
+#[derive(Debug, Clone)]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    message: String,
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+/// Equal when kind and message are: sources are not compared.
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for StoreError {}
 
 impl StoreError {
-    /// A store error with a message (for custom [`Store`](crate::store::Store) implementations).
-    pub fn new(msg: impl Into<String>) -> Self {
-        StoreError(msg.into())
+    /// A store error of `kind` with a message (for custom stores).
+    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
+        StoreError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Attaches the underlying error, reported by [`std::error::Error::source`].
+    pub fn with_source(mut self, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        self.source = Some(source.into().into());
+        self
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+
+    /// A timeout.
+    pub(crate) fn timeout(what: &str) -> Self {
+        Self::new(StoreErrorKind::Timeout, format!("{what} timed out"))
     }
 }
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "store error: {}", self.0)
+        write!(f, "store error: {}", self.message)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
     }
 }
 
-impl std::error::Error for StoreError {}
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}

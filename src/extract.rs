@@ -1,4 +1,5 @@
-//! Axum extractors (feature `axum`): take [`Claims<C>`] or `Option<Claims<C>>` in a handler.
+//! Axum extractors (feature `axum`): take [`Claims<C>`], `Option<Claims<C>>` or the
+//! type-free [`Subject`] in a handler.
 //!
 //! ```
 //! use tower_jwt_auth::Claims;
@@ -27,7 +28,7 @@ use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 
-use crate::claims::Claims;
+use crate::claims::{Claims, Subject};
 use crate::error::AuthError;
 use crate::reject::{DefaultRejection, Reject};
 
@@ -67,5 +68,16 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts.extensions.get::<Claims<C>>().cloned())
+    }
+}
+
+impl<S> FromRequestParts<S> for Subject
+where
+    S: Send + Sync,
+{
+    type Rejection = MissingClaims;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Subject>().cloned().ok_or(MissingClaims)
     }
 }

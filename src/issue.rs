@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::claims::NoClaims;
-use crate::error::KeyError;
+use crate::error::IssueError;
 use crate::keys::{KeySet, SigningKey};
 use crate::verify::{Validation, DEFAULT_ACCESS_TTL};
 
@@ -108,7 +108,7 @@ impl Issuer {
     ///
     /// `extra` must serialize to a JSON object (a struct or map) that does not redefine a
     /// registered claim.
-    pub fn issue<C: Serialize>(&self, sub: &str, sid: &str, extra: &C) -> Result<AccessToken, KeyError> {
+    pub fn issue<C: Serialize>(&self, sub: &str, sid: &str, extra: &C) -> Result<AccessToken, IssueError> {
         self.issue_at(sub, sid, extra, crate::clock::now_secs())
     }
 
@@ -120,7 +120,7 @@ impl Issuer {
         sid: &str,
         extra: &C,
         now: u64,
-    ) -> Result<AccessToken, KeyError> {
+    ) -> Result<AccessToken, IssueError> {
         let jti = random_id();
         let ttl = self.access_ttl.as_secs();
         let claims = ClaimsOut {
@@ -133,10 +133,13 @@ impl Issuer {
             aud: self.audience.as_deref(),
             extra,
         };
-        let payload =
-            serde_json::to_vec(&claims).map_err(|e| KeyError(format!("claims do not serialize: {e}")))?;
+        let payload = serde_json::to_vec(&claims)
+            .map_err(|e| IssueError(format!("claims do not serialize to a JSON object: {e}")))?;
         check_no_redefinition(&payload)?;
-        let token = self.key.sign_payload(&payload)?;
+        let token = self
+            .key
+            .sign_payload(&payload)
+            .map_err(|e| IssueError(e.to_string()))?;
         Ok(AccessToken {
             token,
             jti,
@@ -147,14 +150,14 @@ impl Issuer {
     }
 
     /// [`Issuer::issue`] without application claims.
-    pub fn issue_plain(&self, sub: &str, sid: &str) -> Result<AccessToken, KeyError> {
+    pub fn issue_plain(&self, sub: &str, sid: &str) -> Result<AccessToken, IssueError> {
         self.issue(sub, sid, &NoClaims {})
     }
 }
 
 /// A flattened application claim named like a registered one would produce a duplicate key,
 /// which verifiers resolve differently; refuse to mint such a token.
-fn check_no_redefinition(payload: &[u8]) -> Result<(), KeyError> {
+fn check_no_redefinition(payload: &[u8]) -> Result<(), IssueError> {
     use serde::de::IgnoredAny;
     // serde rejects a duplicate field, so naming every registered claim finds them all.
     #[derive(serde::Deserialize)]
@@ -170,7 +173,7 @@ fn check_no_redefinition(payload: &[u8]) -> Result<(), KeyError> {
         aud: Option<IgnoredAny>,
     }
     if serde_json::from_slice::<Probe>(payload).is_err() {
-        return Err(KeyError(format!(
+        return Err(IssueError(format!(
             "application claims may not redefine any of {REGISTERED:?}"
         )));
     }

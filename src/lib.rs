@@ -1,36 +1,39 @@
 //! Dual-token authentication for any tower stack (axum, tonic, hyper).
 //!
 //! - [`JwtAuthLayer`] verifies short-lived RS256 access tokens (`Authorization: Bearer`),
-//!   checks them against a revocation [`Store`], and puts the verified [`Claims`] into the
-//!   request extensions.
+//!   checks them against a revocation store, and puts the verified [`Claims`] (and the
+//!   token's [`Subject`]) into the request extensions.
+//! - [`Sessions`] starts sessions at login and rotates one-time refresh tokens, with reuse
+//!   detection, logout and logout everywhere; [`TokenEndpoints`] serves them over HTTP.
 //! - [`Issuer`] mints access tokens with a key parsed once.
-//! - [`MemoryStore`] is the embedded store; with feature `redis`, `store::redis::RedisStore`
-//!   serves many instances.
+//! - Stores: [`MemoryStore`] (one process) and, with feature `redis`, `RedisStore` (many
+//!   instances, Redis Cluster), behind the type-erased [`store::Store`].
+//!
+//! The design, its invariants and why each choice was made: `DESIGN.md` in the repository.
 //!
 //! # Quick start
 //!
 //! ```
-//! use std::sync::Arc;
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
 //! use http::{Request, Response, StatusCode};
-//! use tower_jwt_auth::{Claims, Issuer, JwtAuthLayer, MemoryStore, SigningKey};
+//! use tower_jwt_auth::{Claims, Issuer, MemoryStore, RefreshSecrets, Sessions, SigningKey};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // Keys are parsed once; `SigningKey::from_env()` reads JWT_PRIVATE_KEY in production.
 //! let issuer = Issuer::new(SigningKey::generate()?);
-//! let store = Arc::new(MemoryStore::new());
+//! let sessions = Sessions::new(issuer, MemoryStore::new(), RefreshSecrets::generate());
 //!
 //! let service = ServiceBuilder::new()
-//!     .layer(JwtAuthLayer::new(issuer.validation(), store))
+//!     .layer(sessions.auth_layer())
 //!     .service(service_fn(|req: Request<String>| async move {
 //!         let claims = req.extensions().get::<Claims>().expect("verified claims");
 //!         Ok::<_, std::convert::Infallible>(Response::new(format!("hello {}", claims.sub)))
 //!     }));
 //!
-//! let token = issuer.issue_plain("alice", "session-1")?.token;
+//! let pair = sessions.login("alice").await?; // after checking alice's password
 //! let request = Request::builder()
-//!     .header("authorization", format!("Bearer {token}"))
+//!     .header("authorization", format!("Bearer {}", pair.access.token))
 //!     .body(String::new())?;
 //! let response = service.clone().oneshot(request).await?;
 //! assert_eq!(response.status(), StatusCode::OK);
@@ -41,28 +44,23 @@
 //! ```
 //!
 //! # Features
-//! - `redis` (default): the Redis store, through [`fred`](https://docs.rs/fred).
+//! None is on by default, so a service compiles only what it uses.
+//! - `redis`: the Redis store, through [`fred`](https://docs.rs/fred) (re-exported).
 //! - `redis-tls`: `rediss://` URLs for the Redis store (rustls).
-//! - `axum`: extractors for the verified claims.
-#![forbid(unsafe_code)]
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    rust_2018_idioms,
-    unreachable_pub
-)]
+//! - `axum`: extractors for the verified [`Claims`] and [`Subject`].
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod auth;
 mod b64;
 mod claims;
 mod clock;
+mod endpoints;
 mod error;
 #[cfg(feature = "axum")]
 pub mod extract;
 mod issue;
 mod keys;
-pub mod refresh;
+mod provider;
 mod refresh_token;
 pub mod reject;
 mod session;
@@ -70,21 +68,24 @@ pub mod store;
 mod verify;
 
 pub use auth::{JwtAuth, JwtAuthLayer};
-pub use claims::{Audience, Claims, NoClaims};
-pub use error::{AuthError, InvalidRequest, InvalidToken, KeyError, StoreError};
+pub use claims::{Audience, Claims, NoClaims, Subject};
+pub use endpoints::{
+    CookieConfig, TokenEndpoint, TokenEndpoints, TokenResponse, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT,
+    DEFAULT_CSRF_HEADER, SECURE_PREFIX,
+};
+pub use error::{AuthError, InvalidRequest, InvalidToken, IssueError, KeyError, StoreError, StoreErrorKind};
 pub use issue::{AccessToken, Issuer};
 pub use keys::{KeySet, SigningKey, VerifyingKey, PRIVATE_KEY_ENV, PUBLIC_KEY_ENV};
-pub use refresh::{CookieConfig, RefreshService};
+pub use provider::{ClaimsProvider, NoClaimsProvider};
 pub use refresh_token::{RefreshSecrets, MIN_SECRET_LEN, REFRESH_SECRET_ENV};
 pub use reject::{DefaultRejection, Reject};
 pub use session::{
-    ClaimsProvider, NoClaimsProvider, SessionError, Sessions, TokenPair, TokenResponse, DEFAULT_GRACE,
-    DEFAULT_MAX_REVOCATIONS_PER_USER, DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_SESSION_LIFETIME,
-    DEFAULT_SESSION_STORE_TIMEOUT, MAX_GRACE,
+    SessionError, Sessions, TokenPair, DEFAULT_GRACE, DEFAULT_MAX_REVOCATIONS_PER_USER,
+    DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_SESSION_LIFETIME, DEFAULT_SESSION_STORE_TIMEOUT, MAX_GRACE,
 };
 #[cfg(feature = "redis")]
 pub use store::RedisStore;
-pub use store::{MemoryStore, Store};
+pub use store::{MemoryStore, Revocations, Store};
 pub use verify::{Validation, DEFAULT_ACCESS_TTL, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN};
 
 #[cfg(feature = "redis")]

@@ -111,26 +111,7 @@ impl RefreshSecrets {
 
     /// Encodes a token for (sub, sid, generation) under the current secret.
     pub(crate) fn encode(&self, sub: &str, sid: &str, generation: u64) -> String {
-        self.encode_with(&self.current.0, &self.current.1, sub, sid, generation)
-    }
-
-    fn encode_with(&self, id: &str, key: &hmac::Key, sub: &str, sid: &str, generation: u64) -> String {
-        let mut out = String::with_capacity(64 + sub.len() * 2);
-        out.push_str(PREFIX);
-        out.push('.');
-        out.push_str(id);
-        out.push('.');
-        for b in sub.as_bytes() {
-            let _ = write!(out, "{b:02x}");
-        }
-        out.push('.');
-        out.push_str(sid);
-        out.push('.');
-        out.push_str(&generation.to_string());
-        let tag = hmac::sign(key, out.as_bytes());
-        out.push('.');
-        crate::b64::encode_into(&tag.as_ref()[..MAC_LEN], &mut out);
-        out
+        encode_with(&self.current.0, &self.current.1, sub, sid, generation)
     }
 
     /// Parses and authenticates a token. `None` for anything not minted by us.
@@ -168,6 +149,26 @@ impl RefreshSecrets {
             generation,
         })
     }
+}
+
+/// `rt1.<id>.<hex(sub)>.<sid>.<generation>.<mac>` under the secret `key` named `id`.
+fn encode_with(id: &str, key: &hmac::Key, sub: &str, sid: &str, generation: u64) -> String {
+    let mut out = String::with_capacity(64 + sub.len() * 2);
+    out.push_str(PREFIX);
+    out.push('.');
+    out.push_str(id);
+    out.push('.');
+    for b in sub.as_bytes() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out.push('.');
+    out.push_str(sid);
+    out.push('.');
+    out.push_str(&generation.to_string());
+    let tag = hmac::sign(key, out.as_bytes());
+    out.push('.');
+    crate::b64::encode_into(&tag.as_ref()[..MAC_LEN], &mut out);
+    out
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -14,14 +14,14 @@ pub type RejectBody = Full<Bytes>;
 /// Builds the response for a refused request. Replace it with
 /// [`JwtAuthLayer::rejection`](crate::JwtAuthLayer::rejection); closures
 /// `Fn(AuthError, &HeaderMap) -> Response<RejectBody>` implement it.
-pub trait Reject: Clone + Send + Sync + 'static {
+pub trait Reject: Send + Sync + 'static {
     /// The response for `error`; `request_headers` tell e.g. gRPC from HTTP.
     fn reject(&self, error: AuthError, request_headers: &HeaderMap) -> Response<RejectBody>;
 }
 
 impl<F> Reject for F
 where
-    F: Fn(AuthError, &HeaderMap) -> Response<RejectBody> + Clone + Send + Sync + 'static,
+    F: Fn(AuthError, &HeaderMap) -> Response<RejectBody> + Send + Sync + 'static,
 {
     fn reject(&self, error: AuthError, request_headers: &HeaderMap) -> Response<RejectBody> {
         self(error, request_headers)

@@ -1,4 +1,5 @@
 //! [`Sessions`]: login, refresh-token rotation, logout, logout everywhere, session listing.
+//! The HTTP side of these lives in [`TokenEndpoints`](crate::TokenEndpoints).
 
 use std::fmt;
 use std::future::Future;
@@ -9,14 +10,16 @@ use serde::Serialize;
 
 use crate::claims::NoClaims;
 use crate::clock::{ms, now_secs, setting};
-use crate::error::{InvalidToken, KeyError, StoreError};
+use crate::error::{IssueError, StoreError, StoreErrorKind};
 use crate::issue::{random_id, AccessToken, Issuer};
+use crate::provider::{ClaimsProvider, DynProvider, NoClaimsProvider};
 use crate::refresh_token::{RefreshSecrets, RefreshToken, MAX_SUB_LEN};
 use crate::store::{
     Grant, MarkPolicy, NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus,
     MAX_NOT_BEFORE_LEAD,
 };
-use crate::verify::{Validation, DEFAULT_LEEWAY};
+use crate::verify::Validation;
+use crate::JwtAuthLayer;
 
 /// Default absolute session lifetime: 7 days, never extended by rotation.
 pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -30,40 +33,6 @@ pub const MAX_GRACE: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 100;
 /// Default cap on one user's live revocation markers (logged-out tokens, revoked sessions).
 pub const DEFAULT_MAX_REVOCATIONS_PER_USER: usize = 1000;
-
-/// Supplies the application's claims for a user at login and at every refresh, so a
-/// changed role takes effect within one access-token lifetime. `None` means the user no
-/// longer exists: the refresh is refused and the session revoked.
-pub trait ClaimsProvider: Send + Sync + 'static {
-    /// The application's claims type.
-    type Claims: Serialize + Send;
-    /// The current claims of `sub`.
-    fn claims(&self, sub: &str) -> impl Future<Output = Option<Self::Claims>> + Send;
-}
-
-/// No application claims.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoClaimsProvider;
-
-impl ClaimsProvider for NoClaimsProvider {
-    type Claims = NoClaims;
-    fn claims(&self, _sub: &str) -> impl Future<Output = Option<NoClaims>> + Send {
-        std::future::ready(Some(NoClaims {}))
-    }
-}
-
-/// Any `Fn(String) -> impl Future<Output = Option<C>>` is a provider.
-impl<F, Fut, C> ClaimsProvider for F
-where
-    F: Fn(String) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Option<C>> + Send,
-    C: Serialize + Send,
-{
-    type Claims = C;
-    fn claims(&self, sub: &str) -> impl Future<Output = Option<C>> + Send {
-        self(sub.to_owned())
-    }
-}
 
 /// An access token and the refresh token of the same session.
 #[derive(Clone, Debug)]
@@ -79,63 +48,41 @@ pub struct TokenPair {
     pub session_end_ms: u64,
 }
 
-/// The RFC 6749 §5.1 token response body.
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct TokenResponse {
-    /// The access token.
-    pub access_token: String,
-    /// Always `Bearer`.
-    pub token_type: String,
-    /// Access-token lifetime in seconds.
-    pub expires_in: u64,
-    /// The refresh token; absent for cookie clients, which keep it in the `HttpOnly`
-    /// cookie only (see [`CookieConfig`](crate::CookieConfig)).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
-}
-
-impl From<&TokenPair> for TokenResponse {
-    fn from(p: &TokenPair) -> Self {
-        TokenResponse {
-            access_token: p.access.token.clone(),
-            token_type: "Bearer".into(),
-            expires_in: p.access.expires_in,
-            refresh_token: Some(p.refresh_token.clone()),
-        }
-    }
-}
-
 /// Why a session operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SessionError {
     /// The refresh token is invalid, expired, revoked or reused (RFC 6749 `invalid_grant`).
     InvalidGrant,
-    /// The access token presented is invalid or revoked.
-    InvalidToken(InvalidToken),
-    /// The `sub` is unusable (empty or longer than 256 bytes).
+    /// The `sub` is unusable (empty or longer than 256 bytes), or the claims provider does
+    /// not know it.
     InvalidSubject,
     /// The store failed or timed out: retry later (503). Never reported as `invalid_grant`.
     Unavailable(StoreError),
-    /// Minting failed (a key or claims problem in the application).
-    Issue(KeyError),
+    /// Minting failed (the application's claims, or the key).
+    Issue(IssueError),
 }
 
 impl fmt::Display for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SessionError::InvalidGrant => f.write_str("invalid refresh token"),
-            SessionError::InvalidToken(t) => {
-                write!(f, "invalid access token: {}", crate::AuthError::from(*t))
-            }
             SessionError::InvalidSubject => f.write_str("invalid subject"),
             SessionError::Unavailable(e) => write!(f, "session store unavailable: {e}"),
-            SessionError::Issue(e) => write!(f, "cannot issue token: {e}"),
+            SessionError::Issue(e) => e.fmt(f),
         }
     }
 }
 
-impl std::error::Error for SessionError {}
+impl std::error::Error for SessionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SessionError::Unavailable(e) => Some(e),
+            SessionError::Issue(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<StoreError> for SessionError {
     fn from(e: StoreError) -> Self {
@@ -143,82 +90,74 @@ impl From<StoreError> for SessionError {
     }
 }
 
-impl From<KeyError> for SessionError {
-    fn from(e: KeyError) -> Self {
+impl From<IssueError> for SessionError {
+    fn from(e: IssueError) -> Self {
         SessionError::Issue(e)
     }
 }
 
-/// The session side: starts sessions at login, rotates refresh tokens, logs out.
+/// The session side: starts sessions at login, rotates refresh tokens, logs out, and builds
+/// the middleware that checks its tokens.
 ///
-/// Cheap to clone (an `Arc` inside); share one between the login handler and the
-/// [`RefreshService`](crate::RefreshService)s.
-pub struct Sessions<St, P = NoClaimsProvider> {
-    pub(crate) inner: Arc<Inner<St, P>>,
+/// No type parameters: cheap to clone (an `Arc` inside), so an axum application holds it in
+/// its `State` and writes plain handlers. The store is picked at runtime (any
+/// [`Store`]); the application's claims come from a [`ClaimsProvider`].
+///
+/// ```
+/// use tower_jwt_auth::{Issuer, MemoryStore, RefreshSecrets, Sessions, SigningKey};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let sessions = Sessions::new(Issuer::new(SigningKey::generate()?), MemoryStore::new(), RefreshSecrets::generate());
+/// let auth = sessions.auth_layer();           // same keys, rules and store
+/// let pair = sessions.login("alice").await?;  // after checking alice's password
+/// let next = sessions.refresh(&pair.refresh_token).await?;
+/// # let _ = (auth, next); Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Sessions {
+    inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner<St, P> {
-    pub(crate) issuer: Issuer,
-    pub(crate) validation: Validation,
-    pub(crate) store: Arc<St>,
-    pub(crate) secrets: RefreshSecrets,
-    /// Shared so that configuring a cloned `Sessions` never needs `P: Clone`.
-    pub(crate) provider: Arc<P>,
-    pub(crate) absolute: Duration,
-    pub(crate) idle: Option<Duration>,
-    pub(crate) max_per_user: usize,
-    pub(crate) max_marks_per_user: usize,
-    pub(crate) grace: Duration,
-    pub(crate) leeway: Duration,
-    pub(crate) cookie: Option<crate::refresh::CookieConfig>,
-    pub(crate) timeout: Duration,
+/// Every setting of a [`Sessions`]: one `Clone` struct, copied on write.
+#[derive(Clone)]
+struct Inner {
+    issuer: Issuer,
+    /// The rules this side's tokens are checked by; the leeway and lifetime live here only.
+    validation: Validation,
+    store: Store,
+    secrets: RefreshSecrets,
+    provider: Arc<dyn DynProvider>,
+    policy: Policy,
 }
 
-impl<St, P> Clone for Inner<St, P> {
-    fn clone(&self) -> Self {
-        Inner {
-            issuer: self.issuer.clone(),
-            validation: self.validation.clone(),
-            store: self.store.clone(),
-            secrets: self.secrets.clone(),
-            provider: self.provider.clone(),
-            absolute: self.absolute,
-            idle: self.idle,
-            max_per_user: self.max_per_user,
-            max_marks_per_user: self.max_marks_per_user,
-            grace: self.grace,
-            leeway: self.leeway,
-            cookie: self.cookie.clone(),
-            timeout: self.timeout,
-        }
-    }
+/// The session policy.
+#[derive(Clone, Copy, Debug)]
+struct Policy {
+    absolute: Duration,
+    idle: Option<Duration>,
+    max_sessions: usize,
+    max_marks: usize,
+    grace: Duration,
+    timeout: Duration,
 }
 
-impl<St, P> Clone for Sessions<St, P> {
-    fn clone(&self) -> Self {
-        Sessions {
-            inner: self.inner.clone(),
-        }
-    }
-}
-
-impl<St, P> fmt::Debug for Sessions<St, P> {
+impl fmt::Debug for Sessions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sessions")
             .field("issuer", &self.inner.issuer)
-            .field("absolute", &self.inner.absolute)
-            .field("idle", &self.inner.idle)
-            .field("grace", &self.inner.grace)
+            .field("policy", &self.inner.policy)
             .finish_non_exhaustive()
     }
 }
 
-impl<St: Store> Sessions<St, NoClaimsProvider> {
-    /// Sessions minting with `issuer`, stored in `store`, refresh tokens signed with
-    /// `secrets`. Defaults: 7-day absolute lifetime, no idle timeout, 10 s grace, 60 s
-    /// leeway, refresh cookie on (`Path=/auth`).
-    pub fn new(issuer: Issuer, store: Arc<St>, secrets: RefreshSecrets) -> Self {
+impl Sessions {
+    /// Sessions minting with `issuer`, stored in `store` (any store, by value or in an
+    /// `Arc`, or a [`Store`]), refresh tokens signed with `secrets`. Defaults: 7-day absolute
+    /// lifetime, no idle timeout, 10 s grace, 60 s leeway, 100 sessions and 1000 revocation
+    /// markers per user, 2 s store timeout, no application claims.
+    pub fn new(issuer: Issuer, store: impl Into<Store>, secrets: RefreshSecrets) -> Self {
         let validation = issuer.validation();
+        let store = store.into();
         Sessions {
             inner: Arc::new(Inner {
                 issuer,
@@ -226,57 +165,42 @@ impl<St: Store> Sessions<St, NoClaimsProvider> {
                 store,
                 secrets,
                 provider: Arc::new(NoClaimsProvider),
-                absolute: DEFAULT_SESSION_LIFETIME,
-                idle: None,
-                max_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
-                max_marks_per_user: DEFAULT_MAX_REVOCATIONS_PER_USER,
-                grace: DEFAULT_GRACE,
-                leeway: DEFAULT_LEEWAY,
-                cookie: Some(crate::refresh::CookieConfig::default()),
-                timeout: DEFAULT_SESSION_STORE_TIMEOUT,
+                policy: Policy {
+                    absolute: DEFAULT_SESSION_LIFETIME,
+                    idle: None,
+                    max_sessions: DEFAULT_MAX_SESSIONS_PER_USER,
+                    max_marks: DEFAULT_MAX_REVOCATIONS_PER_USER,
+                    grace: DEFAULT_GRACE,
+                    timeout: DEFAULT_SESSION_STORE_TIMEOUT,
+                },
             }),
         }
     }
-}
 
-impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
     /// Builder step, copy-on-write: configuring a clone never changes the others.
-    fn map(mut self, f: impl FnOnce(&mut Inner<St, P>)) -> Self {
+    fn map(mut self, f: impl FnOnce(&mut Inner)) -> Self {
         f(Arc::make_mut(&mut self.inner));
         self
     }
 
-    /// Supplies the application's claims at login and refresh.
-    pub fn claims_provider<P2: ClaimsProvider>(self, provider: P2) -> Sessions<St, P2> {
-        let i = Arc::unwrap_or_clone(self.inner);
-        Sessions {
-            inner: Arc::new(Inner {
-                issuer: i.issuer,
-                validation: i.validation,
-                store: i.store,
-                secrets: i.secrets,
-                provider: Arc::new(provider),
-                absolute: i.absolute,
-                idle: i.idle,
-                max_per_user: i.max_per_user,
-                max_marks_per_user: i.max_marks_per_user,
-                grace: i.grace,
-                leeway: i.leeway,
-                cookie: i.cookie,
-                timeout: i.timeout,
-            }),
-        }
+    /// Supplies the application's claims at login and at every refresh, so a changed role
+    /// takes effect within one access-token lifetime. Any
+    /// `Fn(String) -> impl Future<Output = Option<C>>` is a provider; `None` means the user
+    /// no longer exists (the refresh is refused and the session revoked).
+    pub fn claims_provider(self, provider: impl ClaimsProvider) -> Self {
+        let provider: Arc<dyn DynProvider> = Arc::new(provider);
+        self.map(|i| i.provider = provider)
     }
 
     /// Absolute session lifetime (default 7 days); rotation never extends it.
     pub fn absolute_lifetime(self, lifetime: Duration) -> Self {
-        self.map(|i| i.absolute = setting(lifetime))
+        self.map(|i| i.policy.absolute = setting(lifetime))
     }
 
     /// End sessions not refreshed for `idle` (default: no idle timeout; zero turns it off,
     /// as a session that dies the instant it starts is never what is meant).
     pub fn idle_timeout(self, idle: Duration) -> Self {
-        self.map(|i| i.idle = (ms(idle) > 0).then(|| setting(idle)))
+        self.map(|i| i.policy.idle = (ms(idle) > 0).then(|| setting(idle)))
     }
 
     /// Most sessions one user may hold at once (default 100; at least 1). A login beyond
@@ -284,7 +208,7 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
     /// that session's refresh token stops working and its access tokens live out their
     /// short lifetime. This bounds what one account can make the store hold.
     pub fn max_sessions_per_user(self, max: usize) -> Self {
-        self.map(|i| i.max_per_user = max.max(1))
+        self.map(|i| i.policy.max_sessions = max.max(1))
     }
 
     /// Most revocation markers (logged-out access tokens, revoked sessions) one user holds
@@ -292,7 +216,7 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
     /// token the user holds dies at once (their sessions live on, so clients refresh), no
     /// revocation is lost, and one account cannot fill the store however often it logs out.
     pub fn max_revocations_per_user(self, max: usize) -> Self {
-        self.map(|i| i.max_marks_per_user = max)
+        self.map(|i| i.policy.max_marks = max)
     }
 
     /// Grace window for the previous refresh token (default 10 s; 0 disables; values above
@@ -301,68 +225,66 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
         if grace > MAX_GRACE {
             tracing::warn!(?grace, "refresh grace window capped at 60 s");
         }
-        self.map(|i| i.grace = grace.min(MAX_GRACE))
+        self.map(|i| i.policy.grace = grace.min(MAX_GRACE))
     }
 
-    /// Clock-skew allowance (default 60 s): revocation windows cover `exp` + leeway.
+    /// Clock-skew allowance for `exp`, `nbf` and `iat` (default 60 s). It is the leeway of
+    /// [`Sessions::validation`] and so of [`Sessions::auth_layer`]; revocations last the
+    /// access lifetime plus the longest leeway any layer on this store uses.
     pub fn leeway(self, leeway: Duration) -> Self {
-        let leeway = setting(leeway);
-        self.map(|i| {
-            i.leeway = leeway;
-            i.validation = i.validation.clone().leeway(leeway);
-        })
+        self.map(|i| i.validation = i.validation.clone().leeway(leeway))
     }
 
     /// Time allowed for one store operation (default 2 s); past it the endpoint answers
     /// 503 instead of hanging, whatever the store client's own settings. Needs Tokio's time
     /// driver (`enable_all()`, as `#[tokio::main]` sets up).
     pub fn store_timeout(self, timeout: Duration) -> Self {
-        self.map(|i| i.timeout = timeout)
-    }
-
-    /// The refresh cookie's settings; `None` turns cookies off (JSON bodies only).
-    pub fn cookie(self, cookie: Option<crate::refresh::CookieConfig>) -> Self {
-        self.map(|i| i.cookie = cookie)
+        self.map(|i| i.policy.timeout = timeout)
     }
 }
 
-impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
+impl Sessions {
     /// The issuer.
     pub fn issuer(&self) -> &Issuer {
         &self.inner.issuer
     }
 
-    /// Validation rules matching the issuer (for the [`JwtAuthLayer`](crate::JwtAuthLayer)).
+    /// The rules access tokens are checked by: the issuer's key, lifetime, `iss` and `aud`,
+    /// with the sessions' leeway.
     pub fn validation(&self) -> &Validation {
         &self.inner.validation
     }
 
     /// The store.
-    pub fn store(&self) -> &Arc<St> {
+    pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The middleware for this side's access tokens: the same keys, rules and store, so
+    /// revocations here are seen there at once and last as long as it accepts a token.
+    /// Add `.claims::<C>()` for the application's claims type.
+    pub fn auth_layer(&self) -> JwtAuthLayer {
+        JwtAuthLayer::new(self.inner.validation.clone(), &self.inner.store)
     }
 
     /// A store call, bounded by the store timeout; failures are `Unavailable`.
     async fn within<T>(&self, call: impl Future<Output = Result<T, StoreError>>) -> Result<T, SessionError> {
-        match tokio::time::timeout(self.inner.timeout, call).await {
+        match tokio::time::timeout(self.inner.policy.timeout, call).await {
             Ok(result) => Ok(result?),
-            Err(_) => Err(SessionError::Unavailable(StoreError::new(
-                "store operation timed out",
-            ))),
+            Err(_) => Err(StoreError::timeout("store operation").into()),
         }
     }
 
     /// How revocation markers are sized and bounded. The window outlives every access token
     /// a marker must stop: minted at most [`MAX_NOT_BEFORE_LEAD`] ahead (see
-    /// [`Sessions::pair`]), living its lifetime plus the leeway, plus a second for `iat`'s
-    /// rounding.
+    /// [`Sessions::pair`]), then accepted for as long as the longest-accepting verifier on
+    /// this store accepts one, plus a second for `iat`'s rounding.
     fn marks(&self) -> MarkPolicy {
+        let accepted = self.inner.store.acceptance().get();
+        let accepted = accepted.max(self.inner.validation.acceptance());
         MarkPolicy {
-            window: self.inner.issuer.ttl()
-                + self.inner.leeway
-                + MAX_NOT_BEFORE_LEAD
-                + Duration::from_secs(1),
-            max_per_user: self.inner.max_marks_per_user,
+            window: accepted + MAX_NOT_BEFORE_LEAD + Duration::from_secs(1),
+            max_per_user: self.inner.policy.max_marks,
         }
     }
 
@@ -376,15 +298,16 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
             .inner
             .provider
             .claims(sub)
-            .await
+            .await?
             .ok_or(SessionError::InvalidSubject)?;
         let sid = random_id();
+        let policy = &self.inner.policy;
         let session = NewSession {
             sub,
             sid: &sid,
-            absolute: self.inner.absolute,
-            idle: self.inner.idle,
-            max_per_user: self.inner.max_per_user,
+            absolute: policy.absolute,
+            idle: policy.idle,
+            max_per_user: policy.max_sessions,
         };
         let now = now_secs();
         let grant = self.within(self.inner.store.create_session(session)).await?;
@@ -407,6 +330,7 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
         // clock catches up within seconds).
         if grant.not_before >= asked_at + MAX_NOT_BEFORE_LEAD.as_secs() {
             return Err(SessionError::Unavailable(StoreError::new(
+                StoreErrorKind::Unavailable,
                 "logged out everywhere moments ago: retry in a few seconds",
             )));
         }
@@ -437,7 +361,7 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
             sub: &sub,
             sid: &sid,
             generation,
-            grace: self.inner.grace,
+            grace: self.inner.policy.grace,
             marks: self.marks(),
         };
         let now = now_secs();
@@ -462,33 +386,13 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
                 return Err(SessionError::InvalidGrant);
             }
         };
-        let Some(claims) = self.inner.provider.claims(&sub).await else {
+        let Some(claims) = self.inner.provider.claims(&sub).await? else {
             // The user is gone: end the session rather than mint for them.
             self.within(self.inner.store.revoke_session(&sub, &sid, self.marks()))
                 .await?;
             return Err(SessionError::InvalidGrant);
         };
         self.pair(&sub, sid, &claims, now, grant)
-    }
-
-    /// Verifies an access token and checks its revocation (for endpoints outside the
-    /// middleware, like logout-all).
-    pub async fn authenticate(&self, access_token: &str) -> Result<crate::Claims, SessionError> {
-        let claims: crate::Claims = self
-            .inner
-            .validation
-            .verify(access_token, now_secs())
-            .map_err(SessionError::InvalidToken)?;
-        let token = TokenRef {
-            sub: &claims.sub,
-            sid: &claims.sid,
-            jti: &claims.jti,
-            iat: claims.iat,
-        };
-        match self.within(self.inner.store.check(token)).await? {
-            TokenStatus::Active => Ok(claims),
-            _ => Err(SessionError::InvalidToken(InvalidToken::Revoked)),
-        }
     }
 
     /// Logs out one session: the refresh token's session, or the access token's, is revoked
@@ -503,10 +407,9 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
     ) -> Result<bool, SessionError> {
         let mut revoked = false;
         let marks = self.marks();
+        let store = &self.inner.store;
         if let Some(t) = refresh_token.and_then(|t| self.inner.secrets.decode(t)) {
-            revoked |= self
-                .within(self.inner.store.revoke_session(&t.sub, &t.sid, marks))
-                .await?;
+            revoked |= self.within(store.revoke_session(&t.sub, &t.sid, marks)).await?;
         }
         let now = now_secs();
         let claims = access_token.and_then(|t| self.inner.validation.verify::<NoClaims>(t, now).ok());
@@ -517,7 +420,6 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
                 jti: &claims.jti,
                 iat: claims.iat,
             };
-            let store = &self.inner.store;
             if self.within(store.check(token)).await? == TokenStatus::Active {
                 // The session's marker outlives every token of the session (see `marks`).
                 // Only a session the store no longer knows (ended, or evicted by the
@@ -527,7 +429,8 @@ impl<St: Store, P: ClaimsProvider> Sessions<St, P> {
                     .await?
                 {
                     // Accepted while `now < exp + leeway`; a second more covers the rounding.
-                    let left = (claims.exp + self.inner.leeway.as_secs() + 1).saturating_sub(now);
+                    let leeway = self.inner.validation.leeway_secs();
+                    let left = (claims.exp + leeway + 1).saturating_sub(now);
                     let ttl = Duration::from_secs(left);
                     self.within(store.deny_token(&claims.sub, &claims.jti, ttl, marks))
                         .await?;

@@ -95,6 +95,12 @@ impl Validation {
         self.max_lifetime
     }
 
+    /// How long after its `iat` a token may still be accepted: the maximum lifetime plus
+    /// the leeway. Revocations must last at least this long.
+    pub fn acceptance(&self) -> Duration {
+        Duration::from_secs(self.max_lifetime.saturating_add(self.leeway))
+    }
+
     /// Verifies `token` at time `now` (seconds since the Unix epoch).
     pub fn verify<C: DeserializeOwned>(&self, token: &str, now: u64) -> Result<Claims<C>, InvalidToken> {
         // Rule 1: size before any decoding.

@@ -1,26 +1,74 @@
-//! End to end: the demo server (`examples/axum.rs`) driven over HTTP with reqwest.
+//! End to end: the demo application (`examples/axum`) driven over HTTP with reqwest. The
+//! demo's router is served in-process on a loopback port; one test starts the real binary.
 
 #[path = "support/example.rs"]
 mod example;
 
+#[path = "../examples/axum/demo.rs"]
+#[allow(dead_code)]
+mod demo;
+
+use std::time::Duration;
+
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, SET_COOKIE, WWW_AUTHENTICATE};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
+use tower_jwt_auth::store::Store;
+use tower_jwt_auth::{Issuer, MemoryStore, RefreshSecrets, Sessions, SigningKey};
 
 struct Demo {
-    _server: example::Example,
     base: String,
     http: Client,
+    /// Stops the in-process server when dropped.
+    _stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _binary: Option<example::Example>,
 }
 
 impl Demo {
-    async fn start(env: &[(&str, &str)]) -> Demo {
-        let server = example::Example::start("axum", env).await;
-        let base = format!("http://{}", server.addr());
+    /// The demo's router in-process, configured as the binary would be by `settings`
+    /// (`REFRESH_GRACE_SECS`, `ACCESS_TTL_SECS`, `REDIS_URL`).
+    async fn start(settings: &[(&str, &str)]) -> Demo {
+        let setting = |name: &str| settings.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        let secs = |name: &str| setting(name).map(|v| Duration::from_secs(v.parse().unwrap()));
+        let mut issuer = Issuer::new(SigningKey::generate().unwrap());
+        if let Some(ttl) = secs("ACCESS_TTL_SECS") {
+            issuer = issuer.access_ttl(ttl);
+        }
+        let store: Store = match setting("REDIS_URL") {
+            Some(url) => tower_jwt_auth::RedisStore::connect(url).await.unwrap().into(),
+            None => MemoryStore::new().into(),
+        };
+        let mut sessions = Sessions::new(issuer, store, RefreshSecrets::generate());
+        if let Some(grace) = secs("REFRESH_GRACE_SECS") {
+            sessions = sessions.grace(grace);
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, demo::router(sessions))
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
         Demo {
-            _server: server,
             base,
             http: Client::new(),
+            _stop: Some(stop),
+            _binary: None,
+        }
+    }
+
+    /// The real binary (`cargo run --example axum`), configured by its environment.
+    async fn binary(env: &[(&str, &str)]) -> Demo {
+        let server = example::Example::start("axum", env).await;
+        Demo {
+            base: format!("http://{}", server.addr()),
+            http: Client::new(),
+            _stop: None,
+            _binary: Some(server),
         }
     }
 
@@ -541,6 +589,43 @@ async fn logout_and_logout_everywhere() {
         StatusCode::UNAUTHORIZED,
         "a revoked token cannot log out everywhere"
     );
+    assert!(r.headers()[WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .contains("error_description=\"token revoked\""));
+    // The one verification path: the layer's own answers, not a second parser's.
+    let r = demo
+        .http
+        .post(demo.url("/auth/logout-all"))
+        .header(AUTHORIZATION, format!("Bearer {b_access}"))
+        .header(AUTHORIZATION, format!("Bearer {b_access}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers()[WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .contains("multiple Authorization headers"));
+    let r = demo
+        .http
+        .post(demo.url(&format!("/auth/logout-all?access_token={b_access}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(r).await, "invalid_request");
+    // …and its gRPC detection: a gRPC client gets a trailers-only UNAUTHENTICATED.
+    let r = demo
+        .http
+        .post(demo.url("/auth/logout-all"))
+        .bearer_auth("garbage")
+        .header(CONTENT_TYPE, "application/grpc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["grpc-status"], "16");
     let r = demo
         .http
         .post(demo.url("/auth/logout-all"))
@@ -562,8 +647,8 @@ async fn logout_and_logout_everywhere() {
 }
 
 #[tokio::test]
-async fn settings_from_the_environment() {
-    let demo = Demo::start(&[
+async fn the_binary_reads_its_settings_from_the_environment() {
+    let demo = Demo::binary(&[
         ("ACCESS_TTL_SECS", "120"),
         ("JWT_ISSUER", "https://demo.test"),
         ("JWT_AUDIENCE", "demo-api"),

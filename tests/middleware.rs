@@ -2,69 +2,83 @@
 //! (fail closed, timeouts, fail open), gRPC rejections, a custom rejection.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_jwt_auth::reject::RejectBody;
 use tower_jwt_auth::store::{
-    Grant, MarkPolicy, NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus,
+    Grant, MarkPolicy, NewSession, RevocationStore, RotateOutcome, Rotation, SessionInfo, SessionStore,
+    TokenRef, TokenStatus,
 };
 use tower_jwt_auth::{
-    AuthError, Claims, DefaultRejection, Issuer, JwtAuthLayer, MemoryStore, SigningKey, StoreError,
+    AuthError, Claims, Issuer, JwtAuthLayer, MemoryStore, SigningKey, StoreError, StoreErrorKind, Subject,
 };
 
-const MARKS: MarkPolicy = MarkPolicy {
-    window: Duration::from_secs(960),
-    max_per_user: 1000,
-};
-
-/// A store whose revocation check fails, or hangs.
+/// A store whose revocation check fails, or hangs. The middleware needs nothing more.
 #[derive(Clone, Copy)]
 enum Broken {
     Fails,
     Hangs,
 }
 
-impl Store for Broken {
-    async fn check(&self, _: TokenRef<'_>) -> Result<TokenStatus, StoreError> {
-        match self {
-            Broken::Fails => Err(StoreError::new("connection refused")),
-            Broken::Hangs => std::future::pending().await,
-        }
+impl RevocationStore for Broken {
+    fn check<'a>(&'a self, _: TokenRef<'a>) -> BoxFuture<'a, Result<TokenStatus, StoreError>> {
+        Box::pin(async move {
+            match self {
+                Broken::Fails => Err(StoreError::new(StoreErrorKind::Unavailable, "connection refused")),
+                Broken::Hangs => std::future::pending().await,
+            }
+        })
     }
-    fn create_session(&self, _: NewSession<'_>) -> impl Future<Output = Result<Grant, StoreError>> + Send {
-        std::future::ready(Err(StoreError::new("down")))
+}
+
+/// A session store that never answers.
+struct Hangs;
+
+fn hang<'a, T: Send + 'a>() -> BoxFuture<'a, Result<T, StoreError>> {
+    Box::pin(std::future::pending())
+}
+
+impl RevocationStore for Hangs {
+    fn check<'a>(&'a self, _: TokenRef<'a>) -> BoxFuture<'a, Result<TokenStatus, StoreError>> {
+        hang()
     }
-    fn rotate(&self, _: Rotation<'_>) -> impl Future<Output = Result<RotateOutcome, StoreError>> + Send {
-        std::future::ready(Err(StoreError::new("down")))
+}
+
+impl SessionStore for Hangs {
+    fn create_session<'a>(&'a self, _: NewSession<'a>) -> BoxFuture<'a, Result<Grant, StoreError>> {
+        hang()
     }
-    fn deny_token(
-        &self,
-        _: &str,
-        _: &str,
+    fn rotate<'a>(&'a self, _: Rotation<'a>) -> BoxFuture<'a, Result<RotateOutcome, StoreError>> {
+        hang()
+    }
+    fn deny_token<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
         _: Duration,
         _: MarkPolicy,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        std::future::ready(Err(StoreError::new("down")))
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        hang()
     }
-    fn revoke_session(
-        &self,
-        _: &str,
-        _: &str,
+    fn revoke_session<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
         _: MarkPolicy,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        std::future::ready(Err(StoreError::new("down")))
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        hang()
     }
-    fn revoke_all(&self, _: &str, _: Duration) -> impl Future<Output = Result<(), StoreError>> + Send {
-        std::future::ready(Err(StoreError::new("down")))
+    fn revoke_all<'a>(&'a self, _: &'a str, _: Duration) -> BoxFuture<'a, Result<(), StoreError>> {
+        hang()
     }
-    fn sessions(&self, _: &str) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
-        std::future::ready(Err(StoreError::new("down")))
+    fn sessions<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<SessionInfo>, StoreError>> {
+        hang()
     }
 }
 
@@ -142,8 +156,12 @@ async fn revoked_tokens_are_refused() {
         .layer(JwtAuthLayer::new(issuer.validation(), store.clone()))
         .service_fn(echo);
     let t = issuer.issue_plain("alice", "s").unwrap();
+    let marks = MarkPolicy {
+        window: Duration::from_secs(960),
+        max_per_user: 1000,
+    };
     store
-        .deny_token("alice", &t.jti, Duration::from_secs(960), MARKS)
+        .deny_token("alice", &t.jti, Duration::from_secs(960), marks)
         .await
         .unwrap();
     let r = svc.oneshot(request(Some(&t.token), false)).await.unwrap();
@@ -159,7 +177,7 @@ async fn revoked_tokens_are_refused() {
 async fn store_failure_fails_closed_with_503_and_grpc_14() {
     let issuer = issuer();
     let svc = ServiceBuilder::new()
-        .layer(JwtAuthLayer::new(issuer.validation(), Arc::new(Broken::Fails)))
+        .layer(JwtAuthLayer::new(issuer.validation(), Broken::Fails))
         .service_fn(echo);
     let token = issuer.issue_plain("alice", "s").unwrap().token;
     let r = svc.clone().oneshot(request(Some(&token), false)).await.unwrap();
@@ -187,8 +205,7 @@ async fn a_hanging_store_times_out_into_503() {
     let issuer = issuer();
     let svc = ServiceBuilder::new()
         .layer(
-            JwtAuthLayer::new(issuer.validation(), Arc::new(Broken::Hangs))
-                .store_timeout(Duration::from_millis(200)),
+            JwtAuthLayer::new(issuer.validation(), Broken::Hangs).store_timeout(Duration::from_millis(200)),
         )
         .service_fn(echo);
     let token = issuer.issue_plain("alice", "s").unwrap().token;
@@ -209,7 +226,7 @@ async fn a_hanging_store_times_out_into_503() {
 async fn fail_open_is_an_explicit_choice() {
     let issuer = issuer();
     let svc = ServiceBuilder::new()
-        .layer(JwtAuthLayer::new(issuer.validation(), Arc::new(Broken::Fails)).fail_open(true))
+        .layer(JwtAuthLayer::new(issuer.validation(), Broken::Fails).fail_open(true))
         .service_fn(echo);
     let token = issuer.issue_plain("alice", "s").unwrap().token;
     let r = svc.clone().oneshot(request(Some(&token), false)).await.unwrap();
@@ -233,11 +250,11 @@ async fn realm_and_custom_rejection() {
         "Bearer realm=\"api v1\", error=\"invalid_token\", error_description=\"malformed token\""
     );
 
-    // The realm is added to a configured default rejection, never replacing it.
+    // Realm and Retry-After both adjust the default rejection, in any order.
     let svc = ServiceBuilder::new()
         .layer(
-            JwtAuthLayer::new(issuer.validation(), Arc::new(Broken::Fails))
-                .rejection(DefaultRejection::default().retry_after_secs(7))
+            JwtAuthLayer::new(issuer.validation(), Broken::Fails)
+                .retry_after_secs(7)
                 .realm("api"),
         )
         .service_fn(echo);
@@ -286,15 +303,49 @@ async fn app_claims_are_typed() {
 async fn token_endpoints_time_out_into_503_too() {
     use tower_jwt_auth::{RefreshSecrets, SessionError, Sessions};
     let secrets = RefreshSecrets::new("k1", &[3u8; 32]).unwrap();
-    let sessions =
-        Sessions::new(issuer(), Arc::new(Broken::Hangs), secrets).store_timeout(Duration::from_millis(200));
+    let sessions = Sessions::new(issuer(), Hangs, secrets).store_timeout(Duration::from_millis(200));
     let start = Instant::now();
     assert!(matches!(
         sessions.login("alice").await,
         Err(SessionError::Unavailable(_))
     ));
     assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
-    let response = sessions.login_response("alice", &http::HeaderMap::new()).await;
+    let response = sessions
+        .endpoints()
+        .login_response("alice", &http::HeaderMap::new())
+        .await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["retry-after"], "1");
+}
+
+#[tokio::test]
+async fn the_subject_is_there_whatever_the_claims_type() {
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    struct App {
+        role: String,
+    }
+    let issuer = issuer();
+    let token = issuer
+        .issue("alice", "s-1", &App { role: "admin".into() })
+        .unwrap()
+        .token;
+    let layer = JwtAuthLayer::new(issuer.validation(), MemoryStore::new()).claims::<App>();
+    let mut svc =
+        ServiceBuilder::new()
+            .layer(layer)
+            .service(service_fn(|req: Request<Full<Bytes>>| async move {
+                let who = req.extensions().get::<Subject>().cloned().unwrap();
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
+                    "{}/{}",
+                    who.sub, who.sid
+                )))))
+            }));
+    // The inner service is reachable, as in tower-http.
+    let _: &_ = svc.get_ref();
+    let _: &mut _ = svc.get_mut();
+    assert_eq!(
+        body(svc.clone().oneshot(request(Some(&token), false)).await.unwrap()).await,
+        "alice/s-1"
+    );
+    let _inner = svc.into_inner();
 }

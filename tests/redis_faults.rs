@@ -37,11 +37,7 @@ fn request(token: &str, grpc: bool) -> Request<Full<Bytes>> {
 }
 
 /// (HTTP status, grpc-status) of one request through the middleware, and how long it took.
-async fn call(
-    layer: &JwtAuthLayer<tower_jwt_auth::NoClaims, RedisStore>,
-    token: &str,
-    grpc: bool,
-) -> (StatusCode, Option<String>, Duration) {
+async fn call(layer: &JwtAuthLayer, token: &str, grpc: bool) -> (StatusCode, Option<String>, Duration) {
     let svc =
         ServiceBuilder::new()
             .layer(layer.clone())
@@ -70,9 +66,15 @@ async fn redis_killed_under_load_fails_closed_then_recovers() {
     let layer = JwtAuthLayer::new(issuer.validation(), store.clone()).store_timeout(STORE_TIMEOUT);
     let good = issuer.issue_plain("alice", "s1").unwrap();
     let revoked = issuer.issue_plain("alice", "s2").unwrap();
-    tower_jwt_auth::Store::deny_token(&*store, "alice", &revoked.jti, Duration::from_secs(960), MARKS)
-        .await
-        .unwrap();
+    tower_jwt_auth::store::SessionStore::deny_token(
+        &*store,
+        "alice",
+        &revoked.jti,
+        Duration::from_secs(960),
+        MARKS,
+    )
+    .await
+    .unwrap();
     assert_eq!(call(&layer, &good.token, false).await.0, StatusCode::OK);
     assert_eq!(
         call(&layer, &revoked.token, false).await.0,
@@ -154,7 +156,7 @@ async fn revocations_survive_a_restart_and_refresh_fails_closed() {
     let store = store(&server.url()).await;
     let secrets = RefreshSecrets::new("k1", &[9u8; 32]).unwrap();
     let sessions = Sessions::new(issuer(), store.clone(), secrets).grace(Duration::ZERO);
-    let layer = JwtAuthLayer::new(sessions.validation().clone(), store.clone());
+    let layer = sessions.auth_layer();
 
     let logged_out = sessions.login("alice").await.unwrap();
     let reused = sessions.login("alice").await.unwrap();
@@ -171,9 +173,9 @@ async fn revocations_survive_a_restart_and_refresh_fails_closed() {
     );
     sessions.logout_all("bob").await.unwrap();
 
-    // Refresh while Redis is down: 503 through the RefreshService, never invalid_grant.
+    // Refresh while Redis is down: 503 through the refresh endpoint, never invalid_grant.
     server.kill();
-    let svc = sessions.refresh_service();
+    let svc = sessions.endpoints().refresh();
     let req = Request::post("/auth/refresh")
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(format!(

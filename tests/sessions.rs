@@ -1,15 +1,16 @@
 //! The rotation state machine, case by case, on the in-memory store (the conformance suite
 //! runs the store-level cases on Redis too).
 
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use http::{Request, StatusCode};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_jwt_auth::store::{
-    Grant, MarkPolicy, NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus,
+    Grant, MarkPolicy, NewSession, RevocationStore, RotateOutcome, Rotation, SessionInfo, SessionStore,
+    Store, TokenRef, TokenStatus,
 };
 use tower_jwt_auth::{
     Claims, Issuer, JwtAuthLayer, MemoryStore, NoClaims, RefreshSecrets, SessionError, Sessions, SigningKey,
@@ -32,43 +33,46 @@ impl Counting {
     }
 }
 
-impl Store for Counting {
-    fn check(&self, t: TokenRef<'_>) -> impl Future<Output = Result<TokenStatus, StoreError>> + Send {
+impl RevocationStore for Counting {
+    fn check<'a>(&'a self, t: TokenRef<'a>) -> BoxFuture<'a, Result<TokenStatus, StoreError>> {
         self.hit();
         self.inner.check(t)
     }
-    fn create_session(&self, s: NewSession<'_>) -> impl Future<Output = Result<Grant, StoreError>> + Send {
+}
+
+impl SessionStore for Counting {
+    fn create_session<'a>(&'a self, s: NewSession<'a>) -> BoxFuture<'a, Result<Grant, StoreError>> {
         self.hit();
         self.inner.create_session(s)
     }
-    fn rotate(&self, r: Rotation<'_>) -> impl Future<Output = Result<RotateOutcome, StoreError>> + Send {
+    fn rotate<'a>(&'a self, r: Rotation<'a>) -> BoxFuture<'a, Result<RotateOutcome, StoreError>> {
         self.hit();
         self.inner.rotate(r)
     }
-    fn deny_token(
-        &self,
-        sub: &str,
-        jti: &str,
+    fn deny_token<'a>(
+        &'a self,
+        sub: &'a str,
+        jti: &'a str,
         ttl: Duration,
         m: MarkPolicy,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         self.hit();
         self.inner.deny_token(sub, jti, ttl, m)
     }
-    fn revoke_session(
-        &self,
-        sub: &str,
-        sid: &str,
+    fn revoke_session<'a>(
+        &'a self,
+        sub: &'a str,
+        sid: &'a str,
         m: MarkPolicy,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         self.hit();
         self.inner.revoke_session(sub, sid, m)
     }
-    fn revoke_all(&self, sub: &str, w: Duration) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn revoke_all<'a>(&'a self, sub: &'a str, w: Duration) -> BoxFuture<'a, Result<(), StoreError>> {
         self.hit();
         self.inner.revoke_all(sub, w)
     }
-    fn sessions(&self, sub: &str) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
+    fn sessions<'a>(&'a self, sub: &'a str) -> BoxFuture<'a, Result<Vec<SessionInfo>, StoreError>> {
         self.hit();
         self.inner.sessions(sub)
     }
@@ -79,23 +83,24 @@ fn key() -> SigningKey {
     KEY.get_or_init(|| SigningKey::generate().unwrap()).clone()
 }
 
-fn sessions_with<St: Store>(store: Arc<St>, grace: Duration) -> Sessions<St> {
+fn sessions_with(store: impl Into<Store>, grace: Duration) -> Sessions {
     let secrets = RefreshSecrets::new("k1", &[42u8; 32]).unwrap();
     Sessions::new(Issuer::new(key()), store, secrets).grace(grace)
 }
 
-fn sessions(grace: Duration) -> Sessions<MemoryStore> {
+fn sessions(grace: Duration) -> Sessions {
     sessions_with(Arc::new(MemoryStore::new()), grace)
 }
 
 /// Status of an access token through the real middleware.
-async fn access_status<St: Store>(s: &Sessions<St>, token: &str) -> StatusCode {
-    let svc = ServiceBuilder::new()
-        .layer(JwtAuthLayer::new(s.validation().clone(), s.store().clone()))
-        .service(service_fn(|req: Request<String>| async move {
-            assert!(req.extensions().get::<Claims>().is_some());
-            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
-        }));
+async fn access_status(s: &Sessions, token: &str) -> StatusCode {
+    let svc =
+        ServiceBuilder::new()
+            .layer(s.auth_layer())
+            .service(service_fn(|req: Request<String>| async move {
+                assert!(req.extensions().get::<Claims>().is_some());
+                Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+            }));
     let req = Request::builder()
         .header("authorization", format!("Bearer {token}"))
         .body(String::new())
@@ -353,7 +358,8 @@ async fn logout_all_ends_every_session_and_access_token_at_once() {
 
 #[tokio::test]
 async fn a_login_past_the_per_user_cap_ends_the_oldest_session() {
-    let s = sessions(Duration::ZERO).max_sessions_per_user(2);
+    let store = Arc::new(MemoryStore::new());
+    let s = sessions_with(store.clone(), Duration::ZERO).max_sessions_per_user(2);
     let first = s.login("alice").await.unwrap();
     // Sessions ending in the same millisecond tie (broken by their random ids): keep apart.
     tokio::time::sleep(Duration::from_millis(3)).await;
@@ -368,7 +374,7 @@ async fn a_login_past_the_per_user_cap_ends_the_oldest_session() {
         assert!(s.refresh(&p.refresh_token).await.is_ok());
     }
     assert_eq!(s.list("alice").await.unwrap().len(), 2);
-    assert_eq!(s.store().len(), 3, "the ended session is gone, not kept");
+    assert_eq!(store.len(), 3, "the ended session is gone, not kept");
     // The ended session's access token lives out its short life, unless logged out: with
     // no session left to mark, the token itself is denylisted.
     assert_eq!(access_status(&s, &first.access.token).await, StatusCode::OK);
@@ -377,7 +383,7 @@ async fn a_login_past_the_per_user_cap_ends_the_oldest_session() {
         access_status(&s, &first.access.token).await,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(s.store().len(), 4, "one deny entry");
+    assert_eq!(store.len(), 4, "one deny entry");
 }
 
 #[tokio::test]
@@ -402,7 +408,7 @@ async fn sessions_can_be_listed_and_revoked_by_id() {
     assert_eq!(s.list("alice").await.unwrap().len(), 1);
 }
 
-async fn race(grace: Duration) -> (Sessions<MemoryStore>, Vec<Result<String, SessionError>>) {
+async fn race(grace: Duration) -> (Sessions, Vec<Result<String, SessionError>>) {
     let s = sessions(grace);
     let pair = s.login("alice").await.unwrap();
     let barrier = Arc::new(tokio::sync::Barrier::new(50));
@@ -686,7 +692,7 @@ fn new_session<'a>(sub: &'a str, sid: &'a str) -> NewSession<'a> {
 async fn a_body_that_never_arrives_times_out() {
     use http_body_util::StreamBody;
     let s = sessions(Duration::ZERO);
-    let svc = s.refresh_service().body_timeout(Duration::from_millis(200));
+    let svc = s.endpoints().body_timeout(Duration::from_millis(200)).refresh();
     // A slow-loris client: headers, then a body that never comes.
     let never =
         futures_util::stream::pending::<Result<http_body::Frame<bytes::Bytes>, std::convert::Infallible>>();
@@ -699,4 +705,50 @@ async fn a_body_that_never_arrives_times_out() {
     let r = svc.oneshot(req).await.unwrap();
     assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
     assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+}
+
+#[tokio::test]
+async fn a_layer_accepting_tokens_longer_widens_every_revocation() {
+    // Mismatched settings: the sessions use no leeway, the layer a validation built by hand
+    // with 15 s. The layer accepts a 1 s token until 16 s after its `iat`; a revocation sized
+    // from the sessions' own settings (1 s + 0 s + the 10 s lead + 1 s) would lapse at 12 s.
+    let secrets = RefreshSecrets::new("k1", &[42u8; 32]).unwrap();
+    let issuer = Issuer::new(key()).access_ttl(Duration::from_secs(1));
+    let s = Sessions::new(issuer.clone(), MemoryStore::new(), secrets).leeway(Duration::ZERO);
+    let lenient = issuer.validation().leeway(Duration::from_secs(15));
+    let layer = JwtAuthLayer::new(lenient, s.store());
+    let status = |token: String| {
+        let svc =
+            ServiceBuilder::new()
+                .layer(layer.clone())
+                .service(service_fn(|_: Request<String>| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+                }));
+        async move {
+            let req = Request::builder()
+                .header("authorization", format!("Bearer {token}"))
+                .body(String::new())
+                .unwrap();
+            svc.oneshot(req).await.unwrap().status()
+        }
+    };
+    let revoked = s.login("alice").await.unwrap();
+    let live = s.login("alice").await.unwrap();
+    assert!(s.logout(Some(&revoked.refresh_token), None).await.unwrap());
+    let revoked_at = std::time::Instant::now();
+    assert_eq!(
+        status(revoked.access.token.clone()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    tokio::time::sleep(Duration::from_millis(12_500).saturating_sub(revoked_at.elapsed())).await;
+    assert!(
+        now_secs() < live.access.expires_at + 15,
+        "still acceptable to the layer"
+    );
+    assert_eq!(status(live.access.token).await, StatusCode::OK, "it verifies");
+    assert_eq!(
+        status(revoked.access.token).await,
+        StatusCode::UNAUTHORIZED,
+        "revoked for its whole acceptable life"
+    );
 }

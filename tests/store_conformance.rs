@@ -50,7 +50,7 @@ fn session<'a>(sub: &'a str, sid: &'a str) -> NewSession<'a> {
     }
 }
 
-async fn create<S: Store>(s: &S, sub: &str, sid: &str) -> Grant {
+async fn create(s: &Store, sub: &str, sid: &str) -> Grant {
     s.create_session(session(sub, sid)).await.unwrap()
 }
 
@@ -74,13 +74,7 @@ impl From<RotateOutcome> for Out {
     }
 }
 
-async fn rotate_grant<S: Store>(
-    s: &S,
-    sub: &str,
-    sid: &str,
-    generation: u64,
-    grace: Duration,
-) -> RotateOutcome {
+async fn rotate_grant(s: &Store, sub: &str, sid: &str, generation: u64, grace: Duration) -> RotateOutcome {
     s.rotate(Rotation {
         sub,
         sid,
@@ -92,18 +86,18 @@ async fn rotate_grant<S: Store>(
     .unwrap()
 }
 
-async fn rotate<S: Store>(s: &S, sub: &str, sid: &str, generation: u64, grace: Duration) -> Out {
+async fn rotate(s: &Store, sub: &str, sid: &str, generation: u64, grace: Duration) -> Out {
     rotate_grant(s, sub, sid, generation, grace).await.into()
 }
 
-async fn check<S: Store>(s: &S, sub: &str, sid: &str, jti: &str, iat: u64) -> TokenStatus {
+async fn check(s: &Store, sub: &str, sid: &str, jti: &str, iat: u64) -> TokenStatus {
     s.check(TokenRef { sub, sid, jti, iat }).await.unwrap()
 }
 
 const NO_GRACE: Duration = Duration::ZERO;
 const GRACE: Duration = Duration::from_secs(10);
 
-async fn rotation_and_grace<S: Store>(s: &S) {
+async fn rotation_and_grace(s: &Store) {
     let u = user("rotate");
     let grant = create(s, &u, "s1").await;
     assert_eq!(grant.generation, 0);
@@ -129,7 +123,7 @@ async fn rotation_and_grace<S: Store>(s: &S) {
     );
 }
 
-async fn reuse_without_grace<S: Store>(s: &S) {
+async fn reuse_without_grace(s: &Store) {
     let u = user("reuse");
     create(s, &u, "s1").await;
     create(s, &u, "s2").await;
@@ -148,7 +142,7 @@ async fn reuse_without_grace<S: Store>(s: &S) {
     assert_eq!(rotate(s, &u, "s2", 0, NO_GRACE).await, Out::Rotated(1));
 }
 
-async fn grace_expires<S: Store>(s: &S) {
+async fn grace_expires(s: &Store) {
     let u = user("grace-ends");
     create(s, &u, "s").await;
     let grace = Duration::from_millis(300);
@@ -157,7 +151,7 @@ async fn grace_expires<S: Store>(s: &S) {
     assert_eq!(rotate(s, &u, "s", 0, grace).await, Out::Reuse);
 }
 
-async fn unknown_and_future<S: Store>(s: &S) {
+async fn unknown_and_future(s: &Store) {
     let u = user("unknown");
     assert_eq!(
         rotate(s, &u, "nope", 0, GRACE).await,
@@ -176,7 +170,7 @@ async fn unknown_and_future<S: Store>(s: &S) {
     );
 }
 
-async fn denylist<S: Store>(s: &S) {
+async fn denylist(s: &Store) {
     let u = user("deny");
     s.deny_token(&u, "j1", Duration::from_secs(60), MARKS)
         .await
@@ -198,7 +192,7 @@ async fn denylist<S: Store>(s: &S) {
     assert_eq!(check(s, &u, "s", "short", now_secs()).await, TokenStatus::Active);
 }
 
-async fn revoke_one<S: Store>(s: &S) {
+async fn revoke_one(s: &Store) {
     let u = user("revoke");
     create(s, &u, "s1").await;
     create(s, &u, "s2").await;
@@ -241,7 +235,7 @@ async fn revoke_one<S: Store>(s: &S) {
     assert_eq!(check(s, &short, "s", "j", now_secs()).await, TokenStatus::Active);
 }
 
-async fn logout_everywhere<S: Store>(s: &S) {
+async fn logout_everywhere(s: &Store) {
     let u = user("all");
     create(s, &u, "s1").await;
     create(s, &u, "s2").await;
@@ -284,7 +278,7 @@ async fn logout_everywhere<S: Store>(s: &S) {
     assert_eq!(check(s, &u, "s3", "j", iat).await, TokenStatus::UserLoggedOut);
 }
 
-async fn listing<S: Store>(s: &S) {
+async fn listing(s: &Store) {
     let u = user("list");
     for sid in ["a", "b", "c"] {
         create(s, &u, sid).await;
@@ -301,7 +295,7 @@ async fn listing<S: Store>(s: &S) {
     assert!(s.sessions(&user("nobody")).await.unwrap().is_empty());
 }
 
-async fn lifetimes<S: Store>(s: &S) {
+async fn lifetimes(s: &Store) {
     let u = user("life");
     let short = NewSession {
         sub: &u,
@@ -353,16 +347,16 @@ async fn lifetimes<S: Store>(s: &S) {
     s.revoke_all(&u, Duration::MAX).await.unwrap();
 }
 
-async fn race<S: Store>(s: Arc<S>, grace: Duration) -> Vec<Out> {
+async fn race(s: &Store, grace: Duration) -> Vec<Out> {
     let u = user("race");
-    create(&*s, &u, "s").await;
+    create(s, &u, "s").await;
     let barrier = Arc::new(tokio::sync::Barrier::new(50));
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let (s, u, barrier) = (s.clone(), u.clone(), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
-                rotate(&*s, &u, "s", 0, grace).await
+                rotate(&s, &u, "s", 0, grace).await
             })
         })
         .collect();
@@ -373,8 +367,8 @@ async fn race<S: Store>(s: Arc<S>, grace: Duration) -> Vec<Out> {
     out
 }
 
-async fn concurrent_rotation<S: Store>(s: Arc<S>) {
-    let outcomes = race(s.clone(), GRACE).await;
+async fn concurrent_rotation(s: &Store) {
+    let outcomes = race(s, GRACE).await;
     let rotated = outcomes.iter().filter(|o| matches!(o, Out::Rotated(_))).count();
     assert_eq!(rotated, 1, "{outcomes:?}");
     assert_eq!(outcomes.iter().filter(|o| **o == Out::Grace(1)).count(), 49);
@@ -398,7 +392,7 @@ async fn concurrent_rotation<S: Store>(s: Arc<S>) {
     );
 }
 
-async fn per_user_cap<S: Store>(s: &S) {
+async fn per_user_cap(s: &Store) {
     let u = user("cap");
     let capped = |sid| NewSession {
         max_per_user: 3,
@@ -435,7 +429,7 @@ async fn per_user_cap<S: Store>(s: &S) {
     assert_eq!(rotate(s, &other, "a", 0, GRACE).await, Out::Rotated(1));
 }
 
-async fn marker_cap<S: Store>(s: &S) {
+async fn marker_cap(s: &Store) {
     let u = user("marks");
     let cap = MarkPolicy {
         max_per_user: 3,
@@ -480,41 +474,81 @@ async fn marker_cap<S: Store>(s: &S) {
     );
 }
 
-async fn all_cases<S: Store>(s: Arc<S>) {
-    // Independent users: run the slow cases side by side.
-    tokio::join!(
-        rotation_and_grace(&*s),
-        reuse_without_grace(&*s),
-        grace_expires(&*s),
-        unknown_and_future(&*s),
-        denylist(&*s),
-        revoke_one(&*s),
-        logout_everywhere(&*s),
-        listing(&*s),
-        lifetimes(&*s),
-        per_user_cap(&*s),
-        marker_cap(&*s),
-    );
-    concurrent_rotation(s).await;
+/// One test per case per store, each case reported by name (as tower-sessions'
+/// `route_tests!`): `memory::denylist`, `redis_node::denylist`, `redis_cluster::denylist`…
+/// `$store` makes the store, or `None` when its server cannot run here.
+macro_rules! store_tests {
+    ($module:ident, $store:expr) => {
+        mod $module {
+            use super::*;
+
+            store_tests!(@cases $store;
+                rotation_and_grace, reuse_without_grace, grace_expires, unknown_and_future,
+                denylist, revoke_one, logout_everywhere, listing, lifetimes, per_user_cap,
+                marker_cap, concurrent_rotation,
+            );
+        }
+    };
+    (@cases $store:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let Some(store) = $store.await else { return };
+                super::$case(&store).await;
+            }
+        )*
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn memory_store_conforms() {
-    all_cases(Arc::new(MemoryStore::new())).await;
+async fn memory() -> Option<Store> {
+    Some(MemoryStore::new().into())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn redis_store_conforms() {
+/// A client of its own (fred's connections live on the test's runtime) on the shared node.
+async fn redis_node() -> Option<Store> {
+    let server = redis_server::RedisServer::shared()?;
+    Some(RedisStore::connect(&server.url()).await.unwrap().into())
+}
+
+async fn redis_cluster() -> Option<Store> {
+    let cluster = redis_server::RedisCluster::shared()?;
+    Some(RedisStore::connect(&cluster.url()).await.unwrap().into())
+}
+
+store_tests!(memory, memory());
+store_tests!(redis_node, redis_node());
+store_tests!(redis_cluster, redis_cluster());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_eviction_policy_is_read() {
     let Some(server) = redis_server::RedisServer::start() else {
         return;
     };
-    let store = Arc::new(RedisStore::connect(&server.url()).await.unwrap());
+    let store = RedisStore::connect(&server.url()).await.unwrap();
     assert_eq!(store.eviction_policy().await.unwrap(), "noeviction");
     server.cli(&["CONFIG", "SET", "maxmemory-policy", "volatile-lru"]);
     assert_eq!(store.eviction_policy().await.unwrap(), "volatile-lru");
-    server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
-    all_cases(store.clone()).await;
+}
 
+/// Runs a few cases that write every kind of key, on a server of its own.
+async fn write_every_kind_of_key(store: &Store) {
+    tokio::join!(
+        rotation_and_grace(store),
+        denylist(store),
+        revoke_one(store),
+        logout_everywhere(store),
+        per_user_cap(store),
+        marker_cap(store),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_keys_all_carry_a_ttl_and_one_account_stays_bounded() {
+    let Some(server) = redis_server::RedisServer::start() else {
+        return;
+    };
+    let store: Store = RedisStore::connect(&server.url()).await.unwrap().into();
+    write_every_kind_of_key(&store).await;
     one_account_stays_bounded(&server, store.clone()).await;
 
     // Every key carries a TTL: nothing grows forever. (KEYS on a private test server only.)
@@ -528,19 +562,18 @@ async fn redis_store_conforms() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn redis_cluster_conforms() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_keeps_each_user_in_one_slot() {
     let Some(cluster) = redis_server::RedisCluster::start() else {
         return;
     };
-    let store = Arc::new(RedisStore::connect(&cluster.url()).await.unwrap());
-    all_cases(store.clone()).await;
-
-    // Users spread over the cluster, each user's keys in one slot.
+    let store: Store = RedisStore::connect(&cluster.url()).await.unwrap().into();
+    write_every_kind_of_key(&store).await;
+    // Users spread over the cluster, each user's keys in one slot, each key with a TTL.
     let mut slots_per_user = std::collections::HashMap::<String, std::collections::HashSet<String>>::new();
     let mut nodes_used = 0;
     for port in cluster.ports() {
-        let keys = cluster.cli(port, &["--no-raw", "KEYS", "*"]);
+        let keys = redis_server::RedisCluster::cli(port, &["--no-raw", "KEYS", "*"]);
         let keys: Vec<String> = keys
             .lines()
             .filter_map(|l| l.split('"').nth(1))
@@ -549,9 +582,14 @@ async fn redis_cluster_conforms() {
         nodes_used += usize::from(!keys.is_empty());
         for key in keys {
             let user = key.split('}').next().unwrap().to_owned();
-            let slot = cluster.cli(port, &["CLUSTER", "KEYSLOT", &key]).trim().to_owned();
+            let slot = redis_server::RedisCluster::cli(port, &["CLUSTER", "KEYSLOT", &key])
+                .trim()
+                .to_owned();
             slots_per_user.entry(user).or_default().insert(slot);
-            let ttl: i64 = cluster.cli(port, &["PTTL", &key]).trim().parse().unwrap();
+            let ttl: i64 = redis_server::RedisCluster::cli(port, &["PTTL", &key])
+                .trim()
+                .parse()
+                .unwrap();
             assert!(ttl > 0, "{key} has no TTL");
         }
     }
@@ -565,7 +603,7 @@ async fn redis_cluster_conforms() {
 
 /// Logins and every kind of revocation in a loop leave one account a bounded number of keys,
 /// and every revoked token refused.
-async fn one_account_stays_bounded(server: &redis_server::RedisServer, store: Arc<RedisStore>) {
+async fn one_account_stays_bounded(server: &redis_server::RedisServer, store: Store) {
     use tower_jwt_auth::{Issuer, RefreshSecrets, Sessions, SigningKey};
     let issuer = Issuer::new(SigningKey::generate().unwrap());
     let secrets = RefreshSecrets::new("k1", &[9u8; 32]).unwrap();
@@ -594,7 +632,7 @@ async fn one_account_stays_bounded(server: &redis_server::RedisServer, store: Ar
     // 5 sessions, 4 markers, the sessions and markers zsets, the epoch, the not-before.
     assert!((5..=5 + 4 + 4).contains(&keys), "{keys} keys");
     for (sid, t) in &dead {
-        let status = check(&*store, &sub, sid, &t.jti, t.issued_at).await;
+        let status = check(&store, &sub, sid, &t.jti, t.issued_at).await;
         assert_ne!(status, TokenStatus::Active, "a revocation was lost");
     }
 }

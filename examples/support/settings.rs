@@ -1,27 +1,30 @@
-//! Settings shared by the examples: bind address, keys, issuer, store choice.
+//! What the examples share: settings from the environment, the store choice, the ready
+//! line with a printed token, and `main`.
 // Each example uses a subset of these.
 #![allow(dead_code)]
 
 use std::error::Error;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tower_jwt_auth::{Issuer, KeySet, SigningKey, Validation, VerifyingKey};
+use tower_jwt_auth::store::Store;
+use tower_jwt_auth::{Issuer, KeySet, MemoryStore, SigningKey, Validation, VerifyingKey};
 
 /// What the environment configured.
-pub struct Settings {
-    pub bind: SocketAddr,
+pub(crate) struct Settings {
+    pub(crate) bind: SocketAddr,
     /// `None` in verify-only mode (only `JWT_PUBLIC_KEY` set).
-    pub issuer: Option<Issuer>,
-    pub validation: Validation,
-    pub redis_url: Option<String>,
+    pub(crate) issuer: Option<Issuer>,
+    pub(crate) validation: Validation,
+    pub(crate) redis_url: Option<String>,
 }
 
-pub fn env_string(name: &str) -> Option<String> {
+pub(crate) fn env_string(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-pub fn env_secs(name: &str) -> Result<Option<Duration>, Box<dyn Error>> {
+pub(crate) fn env_secs(name: &str) -> Result<Option<Duration>, Box<dyn Error>> {
     match env_string(name) {
         Some(v) => v
             .trim()
@@ -34,7 +37,7 @@ pub fn env_secs(name: &str) -> Result<Option<Duration>, Box<dyn Error>> {
 
 /// Reads BIND, JWT_PRIVATE_KEY / JWT_PUBLIC_KEY, ACCESS_TTL_SECS, JWT_ISSUER, JWT_AUDIENCE
 /// and REDIS_URL. With no key at all, generates an ephemeral one (and says so).
-pub fn load(default_bind: &str) -> Result<Settings, Box<dyn Error>> {
+pub(crate) fn load(default_bind: &str) -> Result<Settings, Box<dyn Error>> {
     let bind = env_string("BIND")
         .unwrap_or_else(|| default_bind.into())
         .parse()?;
@@ -89,7 +92,23 @@ pub fn load(default_bind: &str) -> Result<Settings, Box<dyn Error>> {
     })
 }
 
-pub fn init_tracing() {
+/// The store `REDIS_URL` selects: Redis (`redis://`, `rediss://`, `redis-cluster://`), or
+/// the in-memory store when it is unset. Chosen at runtime: no type parameter follows it.
+pub(crate) async fn store(redis_url: Option<&str>) -> Result<Store, Box<dyn Error>> {
+    match redis_url {
+        Some(url) => {
+            let store = tower_jwt_auth::RedisStore::connect(url).await?;
+            tracing::info!("using the Redis store");
+            Ok(store.into())
+        }
+        None => {
+            tracing::warn!("REDIS_URL not set: using the in-memory store (one process only)");
+            Ok(MemoryStore::new().into())
+        }
+    }
+}
+
+pub(crate) fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -98,44 +117,47 @@ pub fn init_tracing() {
         .init();
 }
 
-/// The Redis store for `REDIS_URL` (`redis://`, `rediss://`, `redis-cluster://`).
-#[cfg(feature = "redis")]
-pub async fn redis_store(url: &str) -> Result<tower_jwt_auth::store::RedisStore, Box<dyn Error>> {
-    let store = tower_jwt_auth::store::RedisStore::connect(url).await?;
-    tracing::info!("using the Redis store");
-    Ok(store)
-}
-
-/// Without the `redis` feature there is no Redis store.
-#[cfg(not(feature = "redis"))]
-pub async fn redis_store(_url: &str) -> Result<tower_jwt_auth::MemoryStore, Box<dyn Error>> {
-    Err("REDIS_URL is set but this build has no `redis` feature".into())
-}
-
 /// Runs an example's `run()`: tracing first, a clean exit code on error.
-pub async fn main<F: std::future::Future<Output = Result<(), Box<dyn Error>>>>(run: impl FnOnce() -> F) {
+pub(crate) async fn main<F: std::future::Future<Output = Result<(), Box<dyn Error>>>>(
+    run: impl FnOnce() -> F,
+) {
     init_tracing();
     if let Err(e) = run().await {
         eprintln!("error: {e}");
+        #[allow(clippy::exit)] // an example's main: the error is printed, the code says failed
         std::process::exit(1);
     }
 }
 
-/// Calls the generic `$serve(.., store)` with the store `REDIS_URL` selects (a generic
-/// function cannot be passed as a value, so this is a macro).
-macro_rules! with_store {
-    ($redis_url:expr, |$store:ident| $serve:expr) => {
-        match $redis_url {
-            Some(url) => {
-                let $store = std::sync::Arc::new(settings::redis_store(&url).await?);
-                $serve.await
-            }
-            None => {
-                tracing::warn!("REDIS_URL not set: using the in-memory store (one process only)");
-                let $store = std::sync::Arc::new(tower_jwt_auth::MemoryStore::new());
-                $serve.await
-            }
+/// Once the listener is bound: a ready token for `alice` (when this process holds the
+/// private key), a usage hint and `listening on <addr>`, flushed so a reader sees them at once.
+pub(crate) fn print_ready(
+    issuer: Option<&Issuer>,
+    hint: &str,
+    addr: SocketAddr,
+) -> Result<(), Box<dyn Error>> {
+    let mut out = std::io::stdout().lock();
+    match issuer {
+        Some(issuer) => {
+            let token = issuer.issue_plain("alice", &demo_session_id())?;
+            writeln!(out, "ACCESS_TOKEN={}", token.token)?;
         }
-    };
+        None => eprintln!("verify-only: present tokens minted with the matching private key"),
+    }
+    writeln!(out, "try: {hint}")?;
+    // Last: readers (and the tests) take this line to mean "ready".
+    writeln!(out, "listening on {addr}")?;
+    out.flush()?;
+    Ok(())
 }
-pub(crate) use with_store;
+
+/// A fresh session id per start, so revoking one run's session never kills the next one's
+/// ready token. (Demo only: real sessions start through `Sessions::login`.)
+pub(crate) fn demo_session_id() -> String {
+    use std::hash::BuildHasher;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let random = std::collections::hash_map::RandomState::new().hash_one((seed, std::process::id()));
+    format!("demo-{random:016x}")
+}

@@ -10,32 +10,45 @@ use pin_project_lite::pin_project;
 use crate::reject::RejectBody;
 
 pin_project! {
-    /// Response body of [`JwtAuth`](crate::JwtAuth): the inner body, or a rejection's, so no
-    /// one has to map bodies by hand.
-    #[project = AuthBodyProj]
-    // pin-project-lite takes no docs on variant fields; each holds the variant's body.
-    #[allow(missing_docs)]
-    pub enum AuthBody<B> {
-        /// The inner service's body.
-        Inner {
-            #[pin]
-            body: B,
-        },
-        /// A rejection's body.
-        Rejection {
-            #[pin]
-            body: RejectBody,
-        },
+    /// Response body of [`JwtAuth`](crate::JwtAuth): the inner service's body, or a
+    /// rejection's, so no one has to map bodies by hand.
+    pub struct AuthBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
+        Inner { #[pin] body: B },
+        Rejection { #[pin] body: RejectBody },
+    }
+}
+
+impl<B> std::fmt::Debug for AuthBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            Kind::Inner { .. } => "Inner",
+            Kind::Rejection { .. } => "Rejection",
+        };
+        f.debug_struct("AuthBody")
+            .field("kind", &kind)
+            .finish_non_exhaustive()
     }
 }
 
 impl<B> AuthBody<B> {
     pub(crate) fn inner(body: B) -> Self {
-        AuthBody::Inner { body }
+        AuthBody {
+            kind: Kind::Inner { body },
+        }
     }
 
     pub(crate) fn rejection(body: RejectBody) -> Self {
-        AuthBody::Rejection { body }
+        AuthBody {
+            kind: Kind::Rejection { body },
+        }
     }
 }
 
@@ -50,23 +63,23 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        match self.project() {
-            AuthBodyProj::Inner { body } => body.poll_frame(cx),
-            AuthBodyProj::Rejection { body } => body.poll_frame(cx).map_err(|never| match never {}),
+        match self.project().kind.project() {
+            KindProj::Inner { body } => body.poll_frame(cx),
+            KindProj::Rejection { body } => body.poll_frame(cx).map_err(|never| match never {}),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            AuthBody::Inner { body } => body.is_end_stream(),
-            AuthBody::Rejection { body } => body.is_end_stream(),
+        match &self.kind {
+            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Rejection { body } => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            AuthBody::Inner { body } => body.size_hint(),
-            AuthBody::Rejection { body } => body.size_hint(),
+        match &self.kind {
+            Kind::Inner { body } => body.size_hint(),
+            Kind::Rejection { body } => body.size_hint(),
         }
     }
 }

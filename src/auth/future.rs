@@ -10,28 +10,28 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::body::AuthBody;
-use super::layer::Config;
+use super::layer::Settings;
 use super::service::status_result;
 use crate::error::{AuthError, StoreError};
-use crate::reject::{Reject, RejectBody};
+use crate::reject::RejectBody;
 use crate::store::TokenStatus;
 
 pub(crate) type CheckFuture = Pin<Box<dyn Future<Output = Result<TokenStatus, StoreError>> + Send>>;
 
 pin_project! {
     /// Response future of [`JwtAuth`](crate::JwtAuth).
-    pub struct ResponseFuture<S, ReqB, St, R>
+    pub struct ResponseFuture<S, ReqB>
     where
         S: Service<Request<ReqB>>,
     {
         #[pin]
-        state: State<S, ReqB, St, R>,
+        state: State<S, ReqB>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, ReqB, St, R>
+    enum State<S, ReqB>
     where
         S: Service<Request<ReqB>>,
     {
@@ -39,14 +39,14 @@ pin_project! {
             check: CheckFuture,
             request: Option<Request<ReqB>>,
             inner: Option<S>,
-            config: Arc<Config<St, R>>,
+            settings: Arc<Settings>,
         },
         Inner { #[pin] future: S::Future },
         Rejected { response: Option<Response<RejectBody>> },
     }
 }
 
-impl<S, ReqB, St, R> ResponseFuture<S, ReqB, St, R>
+impl<S, ReqB> ResponseFuture<S, ReqB>
 where
     S: Service<Request<ReqB>>,
 {
@@ -68,23 +68,22 @@ where
         check: CheckFuture,
         request: Request<ReqB>,
         inner: S,
-        config: Arc<Config<St, R>>,
+        settings: Arc<Settings>,
     ) -> Self {
         ResponseFuture {
             state: State::Checking {
                 check,
                 request: Some(request),
                 inner: Some(inner),
-                config,
+                settings,
             },
         }
     }
 }
 
-impl<S, ReqB, ResB, St, R> Future for ResponseFuture<S, ReqB, St, R>
+impl<S, ReqB, ResB> Future for ResponseFuture<S, ReqB>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
-    R: Reject,
 {
     type Output = Result<Response<AuthBody<ResB>>, S::Error>;
 
@@ -96,12 +95,11 @@ where
                     check,
                     request,
                     inner,
-                    config,
+                    settings,
                 } => {
-                    let result = ready!(check.as_mut().poll(cx));
-                    let verdict = match result {
+                    let verdict = match ready!(check.as_mut().poll(cx)) {
                         Ok(status) => status_result(status),
-                        Err(e) if config.fail_open => {
+                        Err(e) if settings.fail_open => {
                             tracing::warn!(error = %e, "revocation store failed; failing open");
                             Ok(())
                         }
@@ -119,7 +117,7 @@ where
                         }
                         Err(e) => {
                             tracing::debug!(error = %e, "request rejected");
-                            let response = config.reject.reject(e, request.headers());
+                            let response = settings.rejection.get().reject(e, request.headers());
                             state.set(State::Rejected {
                                 response: Some(response),
                             });

@@ -10,63 +10,77 @@ use tower_layer::Layer;
 use super::service::JwtAuth;
 use crate::claims::NoClaims;
 use crate::reject::{DefaultRejection, Reject};
-use crate::store::{MemoryStore, Store};
+use crate::store::Revocations;
 use crate::verify::Validation;
 
 /// Default time allowed for the revocation check before answering 503.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Verifies `Authorization: Bearer` access tokens, checks revocation, and puts the verified
-/// [`Claims<C>`](crate::Claims) into the request extensions.
+/// [`Claims<C>`](crate::Claims) and the token's [`Subject`](crate::Subject) into the request
+/// extensions.
 ///
 /// Works as `axum::Router::layer`, `tonic::transport::Server::builder().layer` and around any
-/// tower/hyper service.
+/// tower/hyper service. With sessions, build it with
+/// [`Sessions::auth_layer`](crate::Sessions::auth_layer): same keys, same rules, same store.
 ///
 /// ```
-/// use std::sync::Arc;
-/// use tower_jwt_auth::{JwtAuthLayer, KeySet, MemoryStore, SigningKey, Validation};
+/// use tower_jwt_auth::{JwtAuthLayer, MemoryStore, SigningKey, Validation};
 ///
 /// let key = SigningKey::generate().unwrap();
-/// let layer = JwtAuthLayer::new(Validation::new(key.verifying_key()), Arc::new(MemoryStore::new()))
+/// let layer = JwtAuthLayer::new(Validation::new(key.verifying_key()), MemoryStore::new())
 ///     .store_timeout(std::time::Duration::from_millis(250));
 /// # let _ = layer;
 /// ```
-pub struct JwtAuthLayer<C = NoClaims, St = MemoryStore, R = DefaultRejection> {
-    pub(crate) config: Arc<Config<St, R>>,
+pub struct JwtAuthLayer<C = NoClaims> {
+    settings: Arc<Settings>,
     _claims: PhantomData<fn() -> C>,
 }
 
-pub(crate) struct Config<St, R> {
+/// Everything a [`JwtAuth`] needs, shared by every clone.
+#[derive(Clone)]
+pub(crate) struct Settings {
     pub(crate) validation: Validation,
-    pub(crate) store: Arc<St>,
-    pub(crate) reject: R,
+    pub(crate) revocations: Revocations,
+    pub(crate) rejection: Rejection,
     pub(crate) optional: bool,
     pub(crate) fail_open: bool,
     pub(crate) timeout: Duration,
 }
 
-impl<St, R: Clone> Clone for Config<St, R> {
-    fn clone(&self) -> Self {
-        Config {
-            validation: self.validation.clone(),
-            store: self.store.clone(),
-            reject: self.reject.clone(),
-            optional: self.optional,
-            fail_open: self.fail_open,
-            timeout: self.timeout,
+/// The configured rejection: the default (which `realm` and `retry_after_secs` adjust) or
+/// the application's own.
+#[derive(Clone)]
+pub(crate) enum Rejection {
+    Default(DefaultRejection),
+    Custom(Arc<dyn Reject>),
+}
+
+impl Rejection {
+    pub(crate) fn get(&self) -> &dyn Reject {
+        match self {
+            Rejection::Default(d) => d,
+            Rejection::Custom(c) => &**c,
         }
     }
 }
 
-impl<St: Store> JwtAuthLayer<NoClaims, St, DefaultRejection> {
-    /// A layer that requires a valid, unrevoked token on every request. Use
-    /// [`claims`](Self::claims) to set the application's claim type.
-    pub fn new(validation: Validation, store: Arc<St>) -> Self {
+impl JwtAuthLayer<NoClaims> {
+    /// A layer that requires a valid, unrevoked token on every request, checked against
+    /// `revocations` (any store, or a [`Store`](crate::store::Store) shared with
+    /// [`Sessions`](crate::Sessions)). Use [`claims`](Self::claims) to set the application's
+    /// claim type.
+    ///
+    /// The store learns how long `validation` accepts a token (its lifetime plus leeway):
+    /// sessions on the same store keep revocations at least that long.
+    pub fn new(validation: Validation, revocations: impl Into<Revocations>) -> Self {
+        let revocations = revocations.into();
+        revocations.acceptance().widen(validation.acceptance());
         JwtAuthLayer {
-            config: Arc::new(Config {
+            settings: Arc::new(Settings {
                 validation,
-                store,
-                reject: DefaultRejection::default(),
+                revocations,
+                rejection: Rejection::Default(DefaultRejection::default()),
                 optional: false,
                 fail_open: false,
                 timeout: DEFAULT_STORE_TIMEOUT,
@@ -76,25 +90,17 @@ impl<St: Store> JwtAuthLayer<NoClaims, St, DefaultRejection> {
     }
 }
 
-impl<C, St: Store> JwtAuthLayer<C, St, DefaultRejection> {
-    /// Adds `realm` to the default rejection's challenge, keeping its other settings.
-    /// (A custom rejection sets its own realm.)
-    pub fn realm(self, realm: impl Into<String>) -> Self {
-        let realm = realm.into();
-        self.map_config(|c| c.reject = c.reject.clone().realm(realm))
-    }
-}
-
-impl<C, St: Store, R: Reject> JwtAuthLayer<C, St, R> {
-    fn map_config(mut self, f: impl FnOnce(&mut Config<St, R>)) -> Self {
-        f(Arc::make_mut(&mut self.config));
+impl<C> JwtAuthLayer<C> {
+    /// Builder step, copy-on-write: configuring a clone never changes the others.
+    fn map(mut self, f: impl FnOnce(&mut Settings)) -> Self {
+        f(Arc::make_mut(&mut self.settings));
         self
     }
 
     /// Sets the application's claims type: handlers receive `Claims<C2>`.
-    pub fn claims<C2>(self) -> JwtAuthLayer<C2, St, R> {
+    pub fn claims<C2>(self) -> JwtAuthLayer<C2> {
         JwtAuthLayer {
-            config: self.config,
+            settings: self.settings,
             _claims: PhantomData,
         }
     }
@@ -102,7 +108,7 @@ impl<C, St: Store, R: Reject> JwtAuthLayer<C, St, R> {
     /// Optional authentication: requests without a token pass with no claims; requests with
     /// a bad token are still rejected.
     pub fn optional(self) -> Self {
-        self.map_config(|c| c.optional = true)
+        self.map(|s| s.optional = true)
     }
 
     /// Time allowed for the revocation check (default 1 s); past it the request gets 503.
@@ -110,7 +116,7 @@ impl<C, St: Store, R: Reject> JwtAuthLayer<C, St, R> {
     /// A store that answers asynchronously (Redis) is timed with Tokio's timer, so the
     /// runtime needs its time driver (`enable_all()`, as `#[tokio::main]` sets up).
     pub fn store_timeout(self, timeout: Duration) -> Self {
-        self.map_config(|c| c.timeout = timeout)
+        self.map(|s| s.timeout = timeout)
     }
 
     /// Lets requests with a verified token through when the store fails or times out.
@@ -119,55 +125,65 @@ impl<C, St: Store, R: Reject> JwtAuthLayer<C, St, R> {
     /// is down, until it expires: choose it only if availability matters more than
     /// revocation for this service.
     pub fn fail_open(self, fail_open: bool) -> Self {
-        self.map_config(|c| c.fail_open = fail_open)
+        self.map(|s| s.fail_open = fail_open)
+    }
+
+    /// Adds `realm` to the default rejection's challenge. A custom rejection
+    /// ([`rejection`](Self::rejection)) writes its own challenges and ignores this.
+    pub fn realm(self, realm: impl Into<String>) -> Self {
+        let realm = realm.into();
+        self.map_default(|d| d.realm(realm))
+    }
+
+    /// The `Retry-After` (seconds) the default rejection sends with 503 (default 1).
+    pub fn retry_after_secs(self, secs: u32) -> Self {
+        self.map_default(|d| d.retry_after_secs(secs))
+    }
+
+    fn map_default(self, f: impl FnOnce(DefaultRejection) -> DefaultRejection) -> Self {
+        self.map(|s| {
+            if let Rejection::Default(d) = &s.rejection {
+                s.rejection = Rejection::Default(f(d.clone()));
+            }
+        })
     }
 
     /// Replaces the rejection response builder.
-    pub fn rejection<R2: Reject>(self, reject: R2) -> JwtAuthLayer<C, St, R2> {
-        let c = Arc::unwrap_or_clone(self.config);
-        JwtAuthLayer {
-            config: Arc::new(Config {
-                validation: c.validation,
-                store: c.store,
-                reject,
-                optional: c.optional,
-                fail_open: c.fail_open,
-                timeout: c.timeout,
-            }),
-            _claims: PhantomData,
-        }
+    pub fn rejection(self, reject: impl Reject) -> Self {
+        let reject: Arc<dyn Reject> = Arc::new(reject);
+        self.map(|s| s.rejection = Rejection::Custom(reject))
     }
 
     /// The validation rules in force.
     pub fn validation(&self) -> &Validation {
-        &self.config.validation
+        &self.settings.validation
     }
 }
 
-impl<C, St, R> Clone for JwtAuthLayer<C, St, R> {
+impl<C> Clone for JwtAuthLayer<C> {
     fn clone(&self) -> Self {
         JwtAuthLayer {
-            config: self.config.clone(),
+            settings: self.settings.clone(),
             _claims: PhantomData,
         }
     }
 }
 
-impl<C, St, R> fmt::Debug for JwtAuthLayer<C, St, R> {
+impl<C> fmt::Debug for JwtAuthLayer<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtAuthLayer")
-            .field("validation", &self.config.validation)
-            .field("optional", &self.config.optional)
-            .field("fail_open", &self.config.fail_open)
-            .field("timeout", &self.config.timeout)
+            .field("validation", &self.settings.validation)
+            .field("optional", &self.settings.optional)
+            .field("fail_open", &self.settings.fail_open)
+            .field("timeout", &self.settings.timeout)
             .finish_non_exhaustive()
     }
 }
 
-impl<S, C, St, R> Layer<S> for JwtAuthLayer<C, St, R> {
-    type Service = JwtAuth<S, C, St, R>;
+impl<S, C> Layer<S> for JwtAuthLayer<C> {
+    type Service = JwtAuth<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        JwtAuth::new(inner, self.config.clone())
+        JwtAuth::new(inner, self.settings.clone())
     }
 }

@@ -12,40 +12,54 @@ use tower_service::Service;
 use super::bearer::bearer_token;
 use super::body::AuthBody;
 use super::future::{CheckFuture, ResponseFuture};
-use super::layer::Config;
-use crate::claims::Claims;
+use super::layer::Settings;
+use crate::claims::{Claims, Subject};
 use crate::error::{AuthError, InvalidToken, StoreError};
-use crate::reject::Reject;
-use crate::store::{Store, TokenRef, TokenStatus};
+use crate::store::{TokenRef, TokenStatus};
 
 /// The middleware built by [`JwtAuthLayer`](crate::JwtAuthLayer).
-pub struct JwtAuth<S, C, St, R> {
+pub struct JwtAuth<S, C> {
     inner: S,
-    config: Arc<Config<St, R>>,
+    settings: Arc<Settings>,
     _claims: PhantomData<fn() -> C>,
 }
 
-impl<S, C, St, R> JwtAuth<S, C, St, R> {
-    pub(crate) fn new(inner: S, config: Arc<Config<St, R>>) -> Self {
+impl<S, C> JwtAuth<S, C> {
+    pub(crate) fn new(inner: S, settings: Arc<Settings>) -> Self {
         JwtAuth {
             inner,
-            config,
+            settings,
             _claims: PhantomData,
         }
     }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the middleware, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
-impl<S: Clone, C, St, R> Clone for JwtAuth<S, C, St, R> {
+impl<S: Clone, C> Clone for JwtAuth<S, C> {
     fn clone(&self) -> Self {
         JwtAuth {
             inner: self.inner.clone(),
-            config: self.config.clone(),
+            settings: self.settings.clone(),
             _claims: PhantomData,
         }
     }
 }
 
-impl<S: fmt::Debug, C, St, R> fmt::Debug for JwtAuth<S, C, St, R> {
+impl<S: fmt::Debug, C> fmt::Debug for JwtAuth<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtAuth")
             .field("inner", &self.inner)
@@ -63,74 +77,78 @@ pub(crate) fn status_result(status: TokenStatus) -> Result<(), AuthError> {
     }
 }
 
-impl<S, C, St, R, ReqB, ResB> Service<Request<ReqB>> for JwtAuth<S, C, St, R>
+fn token_ref<C>(claims: &Claims<C>) -> TokenRef<'_> {
+    TokenRef {
+        sub: &claims.sub,
+        sid: &claims.sid,
+        jti: &claims.jti,
+        iat: claims.iat,
+    }
+}
+
+impl<S, C, ReqB, ResB> Service<Request<ReqB>> for JwtAuth<S, C>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
     C: DeserializeOwned + Clone + Send + Sync + 'static,
-    St: Store,
-    R: Reject,
 {
     type Response = Response<AuthBody<ResB>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqB, St, R>;
+    type Future = ResponseFuture<S, ReqB>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        let config = &self.config;
+        let settings = &self.settings;
+        // 1. The bearer token (RFC 6750 §2.1 only).
         let token = match bearer_token(req.headers(), req.uri()) {
             Ok(Some(token)) => token,
-            Ok(None) if config.optional => return ResponseFuture::inner(self.inner.call(req)),
+            Ok(None) if settings.optional => return ResponseFuture::inner(self.inner.call(req)),
             Ok(None) => return self.reject(AuthError::MissingToken, &req),
             Err(e) => return self.reject(e, &req),
         };
-        let claims: Claims<C> = match config.validation.verify(token, crate::clock::now_secs()) {
+        // 2. Every verification rule, before any store access.
+        let claims: Claims<C> = match settings.validation.verify(token, crate::clock::now_secs()) {
             Ok(claims) => claims,
             Err(e) => return self.reject(e.into(), &req),
         };
-        let token_ref = TokenRef {
-            sub: &claims.sub,
-            sid: &claims.sid,
-            jti: &claims.jti,
-            iat: claims.iat,
-        };
-        if let Some(status) = config.store.check_local(token_ref) {
-            return match status_result(status) {
-                Ok(()) => {
-                    req.extensions_mut().insert(claims);
-                    ResponseFuture::inner(self.inner.call(req))
-                }
-                Err(e) => self.reject(e, &req),
-            };
+        // 3. Revocation: answered at once when the store can, else asked below.
+        if let Some(status) = settings.revocations.check_local(token_ref(&claims)) {
+            if let Err(e) = status_result(status) {
+                return self.reject(e, &req);
+            }
+            insert(&mut req, claims);
+            return ResponseFuture::inner(self.inner.call(req));
         }
-
-        let check = check_future(config, &claims);
-        req.extensions_mut().insert(claims);
+        let check = check_future(settings, &claims);
+        insert(&mut req, claims);
         // The ready service goes into the future; a fresh clone stays for the next call.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::checking(check, req, inner, self.config.clone())
+        ResponseFuture::checking(check, req, inner, self.settings.clone())
     }
 }
 
-impl<S, C, St, R> JwtAuth<S, C, St, R>
-where
-    R: Reject,
-{
-    fn reject<ReqB, F>(&self, error: AuthError, req: &Request<ReqB>) -> ResponseFuture<S, ReqB, St, R>
+/// The verified claims, and the subject for code that does not know their type.
+fn insert<ReqB, C: Clone + Send + Sync + 'static>(req: &mut Request<ReqB>, claims: Claims<C>) {
+    req.extensions_mut().insert(Subject::of(&claims));
+    req.extensions_mut().insert(claims);
+}
+
+impl<S, C> JwtAuth<S, C> {
+    fn reject<ReqB>(&self, error: AuthError, req: &Request<ReqB>) -> ResponseFuture<S, ReqB>
     where
-        S: Service<Request<ReqB>, Future = F>,
+        S: Service<Request<ReqB>>,
     {
         tracing::debug!(error = %error, "request rejected");
-        ResponseFuture::rejected(self.config.reject.reject(error, req.headers()))
+        ResponseFuture::rejected(self.settings.rejection.get().reject(error, req.headers()))
     }
 }
 
-fn check_future<St: Store, R, C>(config: &Config<St, R>, claims: &Claims<C>) -> CheckFuture {
-    let store = config.store.clone();
-    let timeout = config.timeout;
+fn check_future<C>(settings: &Settings, claims: &Claims<C>) -> CheckFuture {
+    let store = settings.revocations.shared();
+    let timeout = settings.timeout;
     let (sub, sid, jti, iat) = (
         claims.sub.clone(),
         claims.sid.clone(),
@@ -146,7 +164,7 @@ fn check_future<St: Store, R, C>(config: &Config<St, R>, claims: &Claims<C>) -> 
         });
         match tokio::time::timeout(timeout, check).await {
             Ok(result) => result,
-            Err(_) => Err(StoreError::new("revocation check timed out")),
+            Err(_) => Err(StoreError::timeout("revocation check")),
         }
     })
 }

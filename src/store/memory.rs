@@ -1,16 +1,18 @@
 //! The in-process store: the embedded default for one process, tests and development.
 
 use std::collections::HashMap;
-use std::future::{ready, Future};
+use std::future::ready;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
+
 use super::{
-    not_before_after, Grant, MarkPolicy, NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo,
-    Store, TokenRef, TokenStatus,
+    not_before_after, Grant, MarkPolicy, NewSession, RejectReason, RevocationStore, RotateOutcome, Rotation,
+    SessionInfo, SessionStore, TokenRef, TokenStatus,
 };
 use crate::clock::{ms, now_ms};
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreErrorKind};
 
 /// Default bound on stored entries (sessions + denylisted tokens + revoked sessions).
 pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
@@ -262,7 +264,7 @@ impl MemoryStore {
         if self.has_room(s, now) {
             Ok(())
         } else {
-            Err(StoreError::new("memory store is full"))
+            Err(StoreError::new(StoreErrorKind::Full, "memory store is full"))
         }
     }
 
@@ -298,16 +300,9 @@ impl State {
     }
 }
 
-impl Store for MemoryStore {
-    fn check(&self, token: TokenRef<'_>) -> impl Future<Output = Result<TokenStatus, StoreError>> + Send {
-        ready(Ok(self.status(token)))
-    }
-
-    fn check_local(&self, token: TokenRef<'_>) -> Option<TokenStatus> {
-        Some(self.status(token))
-    }
-
-    fn create_session(&self, n: NewSession<'_>) -> impl Future<Output = Result<Grant, StoreError>> + Send {
+/// The operations, answered at once under the lock (the trait impls below wrap them).
+impl MemoryStore {
+    fn create_now(&self, n: NewSession<'_>) -> Result<Grant, StoreError> {
         let now = now_ms();
         let mut s = self.lock();
         let result = self.room(&mut s, now).map(|()| {
@@ -328,10 +323,10 @@ impl Store for MemoryStore {
             s.entries = (s.entries + added).saturating_sub(removed);
             grant
         });
-        ready(result)
+        result
     }
 
-    fn rotate(&self, r: Rotation<'_>) -> impl Future<Output = Result<RotateOutcome, StoreError>> + Send {
+    fn rotate_now(&self, r: Rotation<'_>) -> RotateOutcome {
         let now = now_ms();
         let mut s = self.lock();
         let outcome = match s.users.get_mut(r.sub) {
@@ -342,16 +337,10 @@ impl Store for MemoryStore {
             let until = now.saturating_add(ms(r.marks.window));
             self.mark(&mut s, r.sub, Mark::Session(r.sid), until, r.marks, now);
         }
-        ready(Ok(outcome))
+        outcome
     }
 
-    fn deny_token(
-        &self,
-        sub: &str,
-        jti: &str,
-        ttl: Duration,
-        marks: MarkPolicy,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn deny_now(&self, sub: &str, jti: &str, ttl: Duration, marks: MarkPolicy) {
         // An expired token has nothing left to deny.
         if !ttl.is_zero() {
             let now = now_ms();
@@ -365,21 +354,15 @@ impl Store for MemoryStore {
                 now,
             );
         }
-        ready(Ok(()))
     }
 
-    fn revoke_session(
-        &self,
-        sub: &str,
-        sid: &str,
-        marks: MarkPolicy,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+    fn revoke_now(&self, sub: &str, sid: &str, marks: MarkPolicy) -> bool {
         let now = now_ms();
         let mut s = self.lock();
         // An unknown sid (never issued, or ended and gone) has nothing to revoke; writing a
         // marker for it would let any caller grow the store at will.
         let Some(user) = s.users.get_mut(sub).filter(|u| u.sessions.contains_key(sid)) else {
-            return ready(Ok(false));
+            return false;
         };
         let epoch = user.epoch;
         let revoked = match user.sessions.get_mut(sid) {
@@ -391,19 +374,18 @@ impl Store for MemoryStore {
         };
         let until = now.saturating_add(ms(marks.window));
         self.mark(&mut s, sub, Mark::Session(sid), until, marks, now);
-        ready(Ok(revoked))
+        revoked
     }
 
-    fn revoke_all(&self, sub: &str, window: Duration) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn revoke_all_now(&self, sub: &str, window: Duration) {
         let now = now_ms();
         let mut s = self.lock();
         let user = s.user(sub);
         user.epoch += 1;
         user.raise_not_before(now, ms(window));
-        ready(Ok(()))
     }
 
-    fn sessions(&self, sub: &str) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
+    fn sessions_now(&self, sub: &str) -> Vec<SessionInfo> {
         let now = now_ms();
         let s = self.lock();
         let mut list: Vec<SessionInfo> = s
@@ -418,7 +400,56 @@ impl Store for MemoryStore {
             })
             .unwrap_or_default();
         super::sort_sessions(&mut list);
-        ready(Ok(list))
+        list
+    }
+}
+
+impl RevocationStore for MemoryStore {
+    fn check<'a>(&'a self, token: TokenRef<'a>) -> BoxFuture<'a, Result<TokenStatus, StoreError>> {
+        Box::pin(ready(Ok(self.status(token))))
+    }
+
+    fn check_local(&self, token: TokenRef<'_>) -> Option<TokenStatus> {
+        Some(self.status(token))
+    }
+}
+
+impl SessionStore for MemoryStore {
+    fn create_session<'a>(&'a self, session: NewSession<'a>) -> BoxFuture<'a, Result<Grant, StoreError>> {
+        Box::pin(ready(self.create_now(session)))
+    }
+
+    fn rotate<'a>(&'a self, rotation: Rotation<'a>) -> BoxFuture<'a, Result<RotateOutcome, StoreError>> {
+        Box::pin(ready(Ok(self.rotate_now(rotation))))
+    }
+
+    fn deny_token<'a>(
+        &'a self,
+        sub: &'a str,
+        jti: &'a str,
+        ttl: Duration,
+        marks: MarkPolicy,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.deny_now(sub, jti, ttl, marks);
+        Box::pin(ready(Ok(())))
+    }
+
+    fn revoke_session<'a>(
+        &'a self,
+        sub: &'a str,
+        sid: &'a str,
+        marks: MarkPolicy,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(ready(Ok(self.revoke_now(sub, sid, marks))))
+    }
+
+    fn revoke_all<'a>(&'a self, sub: &'a str, window: Duration) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.revoke_all_now(sub, window);
+        Box::pin(ready(Ok(())))
+    }
+
+    fn sessions<'a>(&'a self, sub: &'a str) -> BoxFuture<'a, Result<Vec<SessionInfo>, StoreError>> {
+        Box::pin(ready(Ok(self.sessions_now(sub))))
     }
 }
 

@@ -1,235 +1,39 @@
-//! The store behind revocation and sessions: the trait, its answers, and two implementations.
+//! The store behind revocation and sessions: the traits, their answers, the type-erased
+//! handles the rest of the crate holds, and two implementations.
 //!
 //! Every operation is O(1) in the number of tokens and sessions: no scans.
 //! [`MemoryStore`] (one process, tests, development) and, with feature `redis`,
 //! `RedisStore` implement exactly the same semantics; one conformance suite tests both.
+//!
+//! - [`RevocationStore`]: the check the middleware makes. [`Revocations`] holds one.
+//! - [`SessionStore`]: the session lifecycle on top. [`Store`] holds one, and is what
+//!   [`Sessions`](crate::Sessions) takes: pick the implementation at runtime,
+//!
+//! ```
+//! use tower_jwt_auth::{MemoryStore, store::Store};
+//! # async fn pick(redis_url: Option<String>) -> Result<Store, tower_jwt_auth::StoreError> {
+//! let store: Store = match redis_url {
+//!     # #[cfg(feature = "redis")]
+//!     Some(url) => tower_jwt_auth::RedisStore::connect(&url).await?.into(),
+//!     _ => MemoryStore::new().into(),
+//! };
+//! # Ok(store) }
+//! ```
 
-use std::future::Future;
-use std::time::Duration;
-
-use crate::error::StoreError;
-
+mod handle;
+mod lifecycle;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+mod revocation;
 
+pub use handle::{Revocations, Store};
+pub(crate) use lifecycle::{not_before_after, sort_sessions};
+pub use lifecycle::{
+    Grant, MarkPolicy, NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo, SessionStore,
+    MAX_NOT_BEFORE_LEAD,
+};
 pub use memory::{MemoryStore, DEFAULT_MAX_ENTRIES};
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, DEFAULT_PREFIX};
-
-/// What the middleware asks about a verified access token.
-#[derive(Clone, Copy, Debug)]
-pub struct TokenRef<'a> {
-    /// The token's `sub`.
-    pub sub: &'a str,
-    /// The token's `sid`.
-    pub sid: &'a str,
-    /// The token's `jti`.
-    pub jti: &'a str,
-    /// The token's `iat`, seconds.
-    pub iat: u64,
-}
-
-/// The revocation state of an access token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TokenStatus {
-    /// Not revoked.
-    Active,
-    /// Its `jti` was denylisted (logout).
-    Denied,
-    /// Its session was revoked (logout, reuse detection, revoke by id).
-    SessionRevoked,
-    /// Issued before the user's not-before (logout everywhere).
-    UserLoggedOut,
-}
-
-/// A session to start at login.
-#[derive(Clone, Copy, Debug)]
-pub struct NewSession<'a> {
-    /// The user.
-    pub sub: &'a str,
-    /// The new session id (random).
-    pub sid: &'a str,
-    /// Absolute lifetime: the session never outlives `now + absolute`.
-    pub absolute: Duration,
-    /// Idle timeout: the session ends when not refreshed for this long.
-    pub idle: Option<Duration>,
-    /// Most sessions one user may hold (active or revoked): starting one more ends the one
-    /// ending soonest, so one account cannot fill the store.
-    pub max_per_user: usize,
-}
-
-/// How far a user's not-before may run ahead of the clock. Repeated logout-everywhere in
-/// one second pushes it a second further each time, and access tokens are minted with
-/// `iat` no earlier than it; bounding the lead bounds how far ahead any `iat` can be, so
-/// the revocation windows below can cover every token.
-pub const MAX_NOT_BEFORE_LEAD: Duration = Duration::from_secs(10);
-
-/// How revocation markers are sized and bounded; passed with every write that may add one
-/// (a denylisted token, a revoked session).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MarkPolicy {
-    /// How long a revoked session's (or user's) access tokens must stay rejected: access
-    /// lifetime + leeway + [`MAX_NOT_BEFORE_LEAD`] + one second, which covers the latest `iat`
-    /// any of them can carry.
-    pub window: Duration,
-    /// Most markers one user may hold at once. With no room for one more (this cap, or a
-    /// full store), the store raises the user's not-before instead, as logout-everywhere
-    /// does but without ending sessions: every access token of the user issued so far dies
-    /// (clients refresh), nothing is forgotten, and one account cannot fill the store.
-    pub max_per_user: usize,
-}
-
-/// One refresh attempt.
-#[derive(Clone, Copy, Debug)]
-pub struct Rotation<'a> {
-    /// The user, from the refresh token.
-    pub sub: &'a str,
-    /// The session, from the refresh token.
-    pub sid: &'a str,
-    /// The generation the presented refresh token carries.
-    pub generation: u64,
-    /// How long the immediately previous generation is still answered (0 disables).
-    pub grace: Duration,
-    /// The revocation marker written when reuse is detected.
-    pub marks: MarkPolicy,
-}
-
-/// What a store answers when a session may be handed a token pair, read in the same
-/// atomic step as the change it made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Grant {
-    /// The session's current refresh-token generation: the one to hand out.
-    pub generation: u64,
-    /// When the session ends at the latest (its absolute lifetime), ms since the epoch.
-    pub session_end_ms: u64,
-    /// The user's not-before (seconds; 0 when none). The access token minted now gets an
-    /// `iat` no earlier, so a login just after logout-all, in the same second, is not born
-    /// revoked.
-    pub not_before: u64,
-}
-
-/// What a rotation did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RotateOutcome {
-    /// The presented token was current; the session moved to the grant's generation.
-    Rotated(Grant),
-    /// The presented token was the previous one, within the grace window: nothing was
-    /// written; the grant carries the current generation (re-issue that refresh token).
-    Grace(Grant),
-    /// An old token was replayed: the session and its live access tokens were revoked.
-    ReuseDetected,
-    /// The token cannot be used; nothing changed (or an expired session was ended).
-    Rejected(RejectReason),
-}
-
-/// Why a refresh was refused without reuse detection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RejectReason {
-    /// No such session (never existed, or expired and gone).
-    Missing,
-    /// The session was revoked.
-    Revoked,
-    /// Past the absolute lifetime.
-    Expired,
-    /// Idle for longer than the idle timeout.
-    Idle,
-    /// The user logged out everywhere after this session started.
-    UserLoggedOut,
-    /// A generation newer than the current one: never issued.
-    FutureGeneration,
-}
-
-/// A session as listed for "your devices".
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct SessionInfo {
-    /// Session id.
-    pub sid: String,
-    /// Created, ms since the Unix epoch.
-    pub created_ms: u64,
-    /// Last refreshed (or created), ms since the Unix epoch.
-    pub last_used_ms: u64,
-    /// When it ends unless refreshed (absolute lifetime or idle timeout), ms since the epoch.
-    pub expires_ms: u64,
-    /// Current refresh-token generation.
-    pub generation: u64,
-}
-
-/// Storage for revocations and sessions.
-///
-/// Implementations must make each method atomic and must never scan. A store error is
-/// reported as 503 by the middleware and the refresh service, never as an auth failure.
-pub trait Store: Send + Sync + 'static {
-    /// Revocation state of a verified access token: one round trip at most.
-    fn check(&self, token: TokenRef<'_>) -> impl Future<Output = Result<TokenStatus, StoreError>> + Send;
-
-    /// An answer available without I/O (an in-process store, or a local mirror), so the
-    /// middleware can skip the async path. `None` means "ask [`Store::check`]".
-    fn check_local(&self, token: TokenRef<'_>) -> Option<TokenStatus> {
-        let _ = token;
-        None
-    }
-
-    /// Starts a session at generation 0, first ending the user's sessions ending soonest
-    /// beyond [`NewSession::max_per_user`] − 1.
-    fn create_session(
-        &self,
-        session: NewSession<'_>,
-    ) -> impl Future<Output = Result<Grant, StoreError>> + Send;
-
-    /// Rotates a session's refresh token, atomically (see the rotation table in DESIGN.md).
-    fn rotate(
-        &self,
-        rotation: Rotation<'_>,
-    ) -> impl Future<Output = Result<RotateOutcome, StoreError>> + Send;
-
-    /// Denylists one access token for `ttl` (until its `exp` plus leeway), bounded by
-    /// `marks.max_per_user`. Relative, so no second clock takes part.
-    fn deny_token(
-        &self,
-        sub: &str,
-        jti: &str,
-        ttl: Duration,
-        marks: MarkPolicy,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Revokes one session and, for `marks.window`, its access tokens. Returns whether an
-    /// active session was found. An unknown `sid` writes nothing.
-    fn revoke_session(
-        &self,
-        sub: &str,
-        sid: &str,
-        marks: MarkPolicy,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// Ends every session of `sub` and rejects every access token issued up to now, for
-    /// `window` (as [`MarkPolicy::window`]).
-    fn revoke_all(&self, sub: &str, window: Duration) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// The user's active sessions.
-    fn sessions(&self, sub: &str) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send;
-}
-
-/// The order every store lists sessions in: most recently used first.
-pub(crate) fn sort_sessions(list: &mut [SessionInfo]) {
-    list.sort_by(|a, b| {
-        b.last_used_ms
-            .cmp(&a.last_used_ms)
-            .then_with(|| a.sid.cmp(&b.sid))
-    });
-}
-
-/// The not-before stored at logout-all: tokens with `iat < nbf` are rejected.
-///
-/// `iat` has one-second resolution, so a token issued earlier in the same second as the
-/// logout must die too: not-before is the *next* second. A token minted after the logout
-/// gets `iat ≥ nbf` (see [`Grant::not_before`]). Such a token can carry the current
-/// not-before as its `iat`, so a repeated logout-all moves past it (`current + 1`): each one
-/// in the same second pushes a second further, up to [`MAX_NOT_BEFORE_LEAD`] ahead of now.
-/// No token is minted with `iat` that far ahead (sessions refuse to), so the capped value
-/// still ends every token issued so far. Never lowered.
-pub(crate) fn not_before_after(now_ms: u64, current: u64) -> u64 {
-    let now = now_ms / 1000;
-    let cap = now + MAX_NOT_BEFORE_LEAD.as_secs();
-    (now + 1).max(current.saturating_add(1)).min(cap).max(current)
-}
+pub use revocation::{RevocationStore, TokenRef, TokenStatus};

@@ -21,21 +21,21 @@
 
 use std::fmt;
 use std::fmt::Write as _;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fred::error::Error as RedisError;
+use fred::error::{Error as RedisError, ErrorKind as RedisErrorKind};
 use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
 use fred::prelude::{Builder, Config, FromValue, Pool, ReconnectPolicy};
 use fred::types::{ClusterHash, CustomCommand, Value};
+use futures_util::future::BoxFuture;
 
 use super::{
-    Grant, MarkPolicy, NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo, Store, TokenRef,
-    TokenStatus, MAX_NOT_BEFORE_LEAD,
+    Grant, MarkPolicy, NewSession, RejectReason, RevocationStore, RotateOutcome, Rotation, SessionInfo,
+    SessionStore, TokenRef, TokenStatus, MAX_NOT_BEFORE_LEAD,
 };
 use crate::clock::{ms, now_ms};
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreErrorKind};
 
 /// Default key prefix.
 pub const DEFAULT_PREFIX: &str = "tja";
@@ -102,7 +102,23 @@ impl<C> fmt::Debug for RedisStore<C> {
 }
 
 fn store_error(e: RedisError) -> StoreError {
-    StoreError::new(format!("redis: {e}"))
+    let kind = match e.kind() {
+        RedisErrorKind::Timeout => StoreErrorKind::Timeout,
+        RedisErrorKind::IO
+        | RedisErrorKind::Canceled
+        | RedisErrorKind::Routing
+        | RedisErrorKind::Cluster
+        | RedisErrorKind::Sentinel
+        | RedisErrorKind::Backpressure => StoreErrorKind::Unavailable,
+        RedisErrorKind::Config | RedisErrorKind::Url | RedisErrorKind::Auth => StoreErrorKind::Config,
+        _ => StoreErrorKind::Backend,
+    };
+    StoreError::new(kind, "redis").with_source(e)
+}
+
+/// Redis answered something the scripts never return.
+fn malformed(what: &str) -> StoreError {
+    StoreError::new(StoreErrorKind::Backend, format!("redis: malformed {what}"))
 }
 
 /// Refuses a TLS URL when TLS support is not built in (`fred` would only log a warning
@@ -114,10 +130,13 @@ fn check_tls_support(url: &str, tls_built: bool) -> Result<(), StoreError> {
         .to_ascii_lowercase();
     let wants_tls = scheme.starts_with("rediss") || scheme.starts_with("valkeys");
     if wants_tls && !tls_built {
-        return Err(StoreError::new(format!(
-            "{scheme}:// asks for TLS, but tower-jwt-auth was built without the `redis-tls` \
-             feature: enable it, or use a redis:// URL on a trusted network"
-        )));
+        return Err(StoreError::new(
+            StoreErrorKind::Config,
+            format!(
+                "{scheme}:// asks for TLS, but tower-jwt-auth was built without the `redis-tls` \
+                 feature: enable it, or use a redis:// URL on a trusted network"
+            ),
+        ));
     }
     Ok(())
 }
@@ -203,16 +222,20 @@ where
         reply
             .into_iter()
             .nth(1)
-            .ok_or_else(|| StoreError::new("CONFIG GET maxmemory-policy: empty reply"))
+            .ok_or_else(|| malformed("CONFIG GET maxmemory-policy reply"))
     }
 
     /// Uses `prefix` instead of `tja` for every key. A prefix containing `{` or `}` is
     /// refused: it would move the hash tag that keeps one user's keys in one Cluster slot.
     pub fn prefix(mut self, prefix: &str) -> Result<Self, StoreError> {
         if prefix.contains(['{', '}']) {
-            return Err(StoreError::new(format!(
-                "Redis key prefix {prefix:?} may not contain '{{' or '}}' (it would break the per-user hash tag)"
-            )));
+            return Err(StoreError::new(
+                StoreErrorKind::Config,
+                format!(
+                    "Redis key prefix {prefix:?} may not contain '{{' or '}}' (it would break the \
+                     per-user hash tag)"
+                ),
+            ));
         }
         self.prefix = prefix.into();
         Ok(self)
@@ -232,14 +255,6 @@ where
             let _ = write!(k, "{b:02x}");
         }
         k.push_str("}:");
-        k
-    }
-
-    fn key(&self, user: &str, suffix: &str, id: &str) -> String {
-        let mut k = String::with_capacity(user.len() + suffix.len() + id.len());
-        k.push_str(user);
-        k.push_str(suffix);
-        k.push_str(id);
         k
     }
 
@@ -264,6 +279,15 @@ where
             other => other.map_err(store_error),
         }
     }
+}
+
+/// A key of one user: `<user prefix><suffix><id>`.
+fn key(user: &str, suffix: &str, id: &str) -> String {
+    let mut k = String::with_capacity(user.len() + suffix.len() + id.len());
+    k.push_str(user);
+    k.push_str(suffix);
+    k.push_str(id);
+    k
 }
 
 /// A duration argument in milliseconds, clamped so that Lua's numbers stay exact.
@@ -291,19 +315,19 @@ fn mark_args(marks: MarkPolicy) -> Vec<Value> {
 /// is told the exact set; only concurrent logins of the same user can change it).
 const CREATE_ATTEMPTS: usize = 4;
 
-impl<C> Store for RedisStore<C>
+impl<C> RevocationStore for RedisStore<C>
 where
     C: KeysInterface + LuaInterface + ClientLike + Clone + Send + Sync + 'static,
 {
-    fn check(&self, t: TokenRef<'_>) -> impl Future<Output = Result<TokenStatus, StoreError>> + Send {
+    fn check<'a>(&'a self, t: TokenRef<'a>) -> BoxFuture<'a, Result<TokenStatus, StoreError>> {
         let user = self.user_prefix(t.sub);
         let keys = vec![
-            self.key(&user, "deny:", t.jti),
-            self.key(&user, "sidrev:", t.sid),
-            self.key(&user, "nbf", ""),
+            key(&user, "deny:", t.jti),
+            key(&user, "sidrev:", t.sid),
+            key(&user, "nbf", ""),
         ];
         let iat = t.iat;
-        async move {
+        Box::pin(async move {
             let (deny, sidrev, nbf): (Option<String>, Option<String>, Option<u64>) =
                 self.client.mget(keys).await.map_err(store_error)?;
             Ok(if deny.is_some() {
@@ -315,16 +339,21 @@ where
             } else {
                 TokenStatus::Active
             })
-        }
+        })
     }
+}
 
-    fn create_session(&self, n: NewSession<'_>) -> impl Future<Output = Result<Grant, StoreError>> + Send {
+impl<C> SessionStore for RedisStore<C>
+where
+    C: KeysInterface + LuaInterface + ClientLike + Clone + Send + Sync + 'static,
+{
+    fn create_session<'a>(&'a self, n: NewSession<'a>) -> BoxFuture<'a, Result<Grant, StoreError>> {
         let user = self.user_prefix(n.sub);
         let keys = vec![
-            self.key(&user, "sess:", n.sid),
-            self.key(&user, "epoch", ""),
-            self.key(&user, "sessions", ""),
-            self.key(&user, "nbf", ""),
+            key(&user, "sess:", n.sid),
+            key(&user, "epoch", ""),
+            key(&user, "sessions", ""),
+            key(&user, "nbf", ""),
         ];
         let args = vec![
             Value::from(n.sid),
@@ -332,12 +361,12 @@ where
             int(n.idle.unwrap_or_default()),
             count(u64::try_from(n.max_per_user).unwrap_or(u64::MAX)),
         ];
-        async move {
+        Box::pin(async move {
             // Usually one call; at the cap, a second one declaring the sessions it ends.
             let mut ending: Vec<String> = Vec::new();
             for _ in 0..CREATE_ATTEMPTS {
                 let mut keys = keys.clone();
-                keys.extend(ending.iter().map(|sid| self.key(&user, "sess:", sid)));
+                keys.extend(ending.iter().map(|sid| key(&user, "sess:", sid)));
                 let mut args = args.clone();
                 args.extend(ending.iter().map(|sid| Value::from(sid.as_str())));
                 let reply: Vec<Value> = self.run(&self.scripts.create, keys, args).await?;
@@ -346,31 +375,32 @@ where
                         ending = sids.iter().filter_map(Value::as_string).collect();
                     }
                     [end, nbf] => {
-                        let malformed = || StoreError::new("redis: malformed create answer");
+                        let bad = || malformed("create answer");
                         return Ok(Grant {
                             generation: 0,
-                            session_end_ms: end.as_u64().ok_or_else(malformed)?,
-                            not_before: nbf.as_u64().ok_or_else(malformed)?,
+                            session_end_ms: end.as_u64().ok_or_else(bad)?,
+                            not_before: nbf.as_u64().ok_or_else(bad)?,
                         });
                     }
                     _ => break,
                 }
             }
             Err(StoreError::new(
+                StoreErrorKind::Unavailable,
                 "redis: the sessions to end kept changing (concurrent logins of one user)",
             ))
-        }
+        })
     }
 
-    fn rotate(&self, r: Rotation<'_>) -> impl Future<Output = Result<RotateOutcome, StoreError>> + Send {
+    fn rotate<'a>(&'a self, r: Rotation<'a>) -> BoxFuture<'a, Result<RotateOutcome, StoreError>> {
         let user = self.user_prefix(r.sub);
         let keys = vec![
-            self.key(&user, "sess:", r.sid),
-            self.key(&user, "epoch", ""),
-            self.key(&user, "sidrev:", r.sid),
-            self.key(&user, "sessions", ""),
-            self.key(&user, "nbf", ""),
-            self.key(&user, "marks", ""),
+            key(&user, "sess:", r.sid),
+            key(&user, "epoch", ""),
+            key(&user, "sidrev:", r.sid),
+            key(&user, "sessions", ""),
+            key(&user, "nbf", ""),
+            key(&user, "marks", ""),
         ];
         let mut args = mark_args(r.marks);
         args.extend([
@@ -379,7 +409,7 @@ where
             int(r.grace),
             Value::from(format!("s:{}", r.sid)),
         ]);
-        async move {
+        Box::pin(async move {
             let (code, generation, session_end_ms, not_before): (i64, u64, u64, u64) =
                 self.run(&self.scripts.rotate, keys, args).await?;
             let grant = Grant {
@@ -397,104 +427,91 @@ where
                 3 => RotateOutcome::Rejected(RejectReason::Idle),
                 4 => RotateOutcome::Rejected(RejectReason::UserLoggedOut),
                 5 => RotateOutcome::Rejected(RejectReason::FutureGeneration),
-                other => {
-                    return Err(StoreError::new(format!(
-                        "redis: unexpected rotate answer {other}"
-                    )))
-                }
+                other => return Err(malformed(&format!("rotate answer {other}"))),
             })
-        }
+        })
     }
 
-    fn deny_token(
-        &self,
-        sub: &str,
-        jti: &str,
+    fn deny_token<'a>(
+        &'a self,
+        sub: &'a str,
+        jti: &'a str,
         ttl: Duration,
         marks: MarkPolicy,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         let user = self.user_prefix(sub);
         let keys = vec![
-            self.key(&user, "deny:", jti),
-            self.key(&user, "marks", ""),
-            self.key(&user, "nbf", ""),
+            key(&user, "deny:", jti),
+            key(&user, "marks", ""),
+            key(&user, "nbf", ""),
         ];
         let mut args = mark_args(marks);
         args.extend([int(ttl), Value::from(format!("d:{jti}"))]);
-        async move {
+        Box::pin(async move {
             if ttl.is_zero() {
                 return Ok(()); // already expired: nothing to remember
             }
             self.run::<i64>(&self.scripts.deny, keys, args).await.map(drop)
-        }
+        })
     }
 
-    fn revoke_session(
-        &self,
-        sub: &str,
-        sid: &str,
+    fn revoke_session<'a>(
+        &'a self,
+        sub: &'a str,
+        sid: &'a str,
         marks: MarkPolicy,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         let user = self.user_prefix(sub);
         let keys = vec![
-            self.key(&user, "sess:", sid),
-            self.key(&user, "sidrev:", sid),
-            self.key(&user, "epoch", ""),
-            self.key(&user, "marks", ""),
-            self.key(&user, "nbf", ""),
+            key(&user, "sess:", sid),
+            key(&user, "sidrev:", sid),
+            key(&user, "epoch", ""),
+            key(&user, "marks", ""),
+            key(&user, "nbf", ""),
         ];
         let mut args = mark_args(marks);
         args.push(Value::from(format!("s:{sid}")));
-        async move {
+        Box::pin(async move {
             let revoked: i64 = self.run(&self.scripts.revoke, keys, args).await?;
             Ok(revoked == 1)
-        }
+        })
     }
 
-    fn revoke_all(&self, sub: &str, window: Duration) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn revoke_all<'a>(&'a self, sub: &'a str, window: Duration) -> BoxFuture<'a, Result<(), StoreError>> {
         let user = self.user_prefix(sub);
         let keys = vec![
-            self.key(&user, "epoch", ""),
-            self.key(&user, "nbf", ""),
-            self.key(&user, "sessions", ""),
+            key(&user, "epoch", ""),
+            key(&user, "nbf", ""),
+            key(&user, "sessions", ""),
         ];
         let args = mark_args(MarkPolicy {
             window,
             max_per_user: 0,
         });
-        async move {
+        Box::pin(async move {
             let _nbf: i64 = self.run(&self.scripts.revoke_all, keys, args).await?;
             Ok(())
-        }
+        })
     }
 
-    fn sessions(&self, sub: &str) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
+    fn sessions<'a>(&'a self, sub: &'a str) -> BoxFuture<'a, Result<Vec<SessionInfo>, StoreError>> {
         let user = self.user_prefix(sub);
-        async move {
+        Box::pin(async move {
             let sids: Vec<String> = self
-                .run(
-                    &self.scripts.list,
-                    vec![self.key(&user, "sessions", "")],
-                    Vec::new(),
-                )
+                .run(&self.scripts.list, vec![key(&user, "sessions", "")], Vec::new())
                 .await?;
             if sids.is_empty() {
                 return Ok(Vec::new());
             }
             // Every session key is declared, so the script stays valid on Cluster.
-            let mut keys = vec![self.key(&user, "epoch", "")];
-            keys.extend(sids.iter().map(|sid| self.key(&user, "sess:", sid)));
+            let mut keys = vec![key(&user, "epoch", "")];
+            keys.extend(sids.iter().map(|sid| key(&user, "sess:", sid)));
             let args: Vec<Value> = sids.iter().map(|s| Value::from(s.as_str())).collect();
             let flat: Vec<Value> = self.run(&self.scripts.sessions, keys, args).await?;
             let mut list = Vec::with_capacity(flat.len() / 5);
             for row in flat.chunks_exact(5) {
-                let num = |v: &Value| {
-                    v.as_u64()
-                        .ok_or_else(|| StoreError::new("redis: malformed session row"))
-                };
-                let sid = row[0]
-                    .as_string()
-                    .ok_or_else(|| StoreError::new("redis: malformed session row"))?;
+                let num = |v: &Value| v.as_u64().ok_or_else(|| malformed("session row"));
+                let sid = row[0].as_string().ok_or_else(|| malformed("session row"))?;
                 list.push(SessionInfo {
                     sid,
                     created_ms: num(&row[1])?,
@@ -505,7 +522,7 @@ where
             }
             super::sort_sessions(&mut list);
             Ok(list)
-        }
+        })
     }
 }
 

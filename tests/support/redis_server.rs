@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// `redis-server`'s path, or `None` (after saying so loudly) when it is not installed.
 /// Under `CI=true` a missing binary is a failure, not a skip.
-pub fn redis_server_binary() -> Option<PathBuf> {
+pub(crate) fn redis_server_binary() -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|p| p.join("redis-server"))
@@ -89,8 +89,23 @@ fn spawn(binary: &Path, port: u16, dir: &Path, extra: &[&str]) -> Child {
     child
 }
 
+/// Kills `pid` once this test process has exited: servers shared through a `static` are never
+/// dropped. Only for processes nothing else kills (a reused pid would be hit otherwise).
+fn kill_when_we_exit(pid: u32) {
+    let script = format!(
+        "while kill -0 {} 2>/dev/null; do sleep 1; done; kill -9 {pid} 2>/dev/null",
+        std::process::id()
+    );
+    let _ = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+}
+
 /// One `redis-server` on a free loopback port.
-pub struct RedisServer {
+pub(crate) struct RedisServer {
     binary: PathBuf,
     port: u16,
     dir: PathBuf,
@@ -100,12 +115,27 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// A throwaway server (nothing on disk), or `None` when redis-server is missing.
-    pub fn start() -> Option<RedisServer> {
+    pub(crate) fn start() -> Option<RedisServer> {
         Self::launch(false)
     }
 
+    /// One throwaway server shared by every test of this test binary (each test uses its own
+    /// users), or `None` when redis-server is missing. It lives until the process exits.
+    pub(crate) fn shared() -> Option<&'static RedisServer> {
+        static SHARED: std::sync::OnceLock<Option<RedisServer>> = std::sync::OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                let server = Self::start()?;
+                if let Some(child) = &server.child {
+                    kill_when_we_exit(child.id());
+                }
+                Some(server)
+            })
+            .as_ref()
+    }
+
     /// A server with an fsync-always append-only file, so a restart keeps everything.
-    pub fn start_persistent() -> Option<RedisServer> {
+    pub(crate) fn start_persistent() -> Option<RedisServer> {
         Self::launch(true)
     }
 
@@ -132,17 +162,17 @@ impl RedisServer {
     }
 
     /// `redis://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
     /// The port.
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 
     /// Kills it (SIGKILL: no chance to save anything beyond what is already on disk).
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -150,13 +180,13 @@ impl RedisServer {
     }
 
     /// Starts it again on the same port and directory.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.kill();
         self.boot();
     }
 
     /// Runs a command through redis-cli (test inspection only).
-    pub fn cli(&self, args: &[&str]) -> String {
+    pub(crate) fn cli(&self, args: &[&str]) -> String {
         cli(self.port, args)
     }
 }
@@ -169,14 +199,14 @@ impl Drop for RedisServer {
 }
 
 /// A Redis Cluster of three masters (no replicas) on free loopback ports.
-pub struct RedisCluster {
+pub(crate) struct RedisCluster {
     nodes: Vec<(u16, Child)>,
     dir: PathBuf,
 }
 
 impl RedisCluster {
     /// Starts and forms the cluster, or `None` when redis-server is missing.
-    pub fn start() -> Option<RedisCluster> {
+    pub(crate) fn start() -> Option<RedisCluster> {
         let binary = redis_server_binary()?;
         let dir = temp_dir("cluster");
         let mut nodes = Vec::new();
@@ -221,8 +251,22 @@ impl RedisCluster {
         Some(cluster)
     }
 
+    /// One cluster shared by every test of this test binary, as [`RedisServer::shared`].
+    pub(crate) fn shared() -> Option<&'static RedisCluster> {
+        static SHARED: std::sync::OnceLock<Option<RedisCluster>> = std::sync::OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                let cluster = Self::start()?;
+                for (_, child) in &cluster.nodes {
+                    kill_when_we_exit(child.id());
+                }
+                Some(cluster)
+            })
+            .as_ref()
+    }
+
     /// `redis-cluster://127.0.0.1:<p1>?node=127.0.0.1:<p2>&node=…`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         let mut url = format!("redis-cluster://127.0.0.1:{}", self.nodes[0].0);
         for (i, (port, _)) in self.nodes.iter().enumerate().skip(1) {
             url.push(if i == 1 { '?' } else { '&' });
@@ -232,12 +276,12 @@ impl RedisCluster {
     }
 
     /// The node ports.
-    pub fn ports(&self) -> Vec<u16> {
+    pub(crate) fn ports(&self) -> Vec<u16> {
         self.nodes.iter().map(|(p, _)| *p).collect()
     }
 
     /// Runs a command on one node through redis-cli.
-    pub fn cli(&self, port: u16, args: &[&str]) -> String {
+    pub(crate) fn cli(port: u16, args: &[&str]) -> String {
         cli(port, args)
     }
 }

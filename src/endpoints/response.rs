@@ -5,7 +5,36 @@ use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, SET_
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
-use crate::session::{SessionError, TokenResponse};
+use serde::{Deserialize, Serialize};
+
+use crate::session::{SessionError, TokenPair};
+
+/// The RFC 6749 §5.1 token response body.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Access-token lifetime in seconds.
+    pub expires_in: u64,
+    /// The refresh token; absent for cookie clients, which keep it in the `HttpOnly`
+    /// cookie only (see [`CookieConfig`](crate::CookieConfig)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+impl TokenResponse {
+    /// The response for `pair`, with its refresh token in the body or not.
+    pub(crate) fn new(pair: &TokenPair, refresh_token_in_body: bool) -> Self {
+        TokenResponse {
+            access_token: pair.access.token.clone(),
+            token_type: "Bearer".into(),
+            expires_in: pair.access.expires_in,
+            refresh_token: refresh_token_in_body.then(|| pair.refresh_token.clone()),
+        }
+    }
+}
 
 /// Why a token-endpoint request failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,17 +49,16 @@ pub(crate) enum EndpointError {
     InvalidRequest(&'static str),
     UnsupportedGrantType,
     InvalidGrant,
-    /// Bearer authentication failed (logout-all).
-    Unauthorized(crate::AuthError),
     Unavailable,
     Internal,
+    /// Logout-all mounted without the layer in front: a deployment mistake.
+    NotBehindLayer,
 }
 
 impl From<SessionError> for EndpointError {
     fn from(e: SessionError) -> Self {
         match e {
             SessionError::InvalidGrant => EndpointError::InvalidGrant,
-            SessionError::InvalidToken(t) => EndpointError::Unauthorized(t.into()),
             SessionError::InvalidSubject => EndpointError::InvalidRequest("invalid subject"),
             SessionError::Unavailable(e) => {
                 tracing::warn!(error = %e, "session store failed; answering 503");
@@ -63,9 +91,12 @@ pub(crate) fn token_response(body: &TokenResponse, set_cookie: Option<HeaderValu
     r
 }
 
-/// 200 `{}`-style acknowledgement (logout).
-pub(crate) fn ok_response(body: serde_json::Value, set_cookie: Option<HeaderValue>) -> Response<Full<Bytes>> {
-    let mut r = json(StatusCode::OK, body.to_string());
+/// 200 `{"revoked": …}` (logout).
+pub(crate) fn ok_response(revoked: bool, set_cookie: Option<HeaderValue>) -> Response<Full<Bytes>> {
+    let mut r = json(
+        StatusCode::OK,
+        serde_json::json!({ "revoked": revoked }).to_string(),
+    );
     if let Some(c) = set_cookie {
         r.headers_mut().insert(SET_COOKIE, c);
     }
@@ -74,10 +105,6 @@ pub(crate) fn ok_response(body: serde_json::Value, set_cookie: Option<HeaderValu
 
 /// The error response; `clear_cookie` deletes a refresh cookie that can no longer work.
 pub(crate) fn error_response(e: &EndpointError, clear_cookie: Option<HeaderValue>) -> Response<Full<Bytes>> {
-    if let EndpointError::Unauthorized(auth) = e {
-        use crate::reject::Reject;
-        return crate::reject::DefaultRejection::default().reject(*auth, &http::HeaderMap::new());
-    }
     let (status, code, description) = match e {
         EndpointError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "invalid_request", "use POST"),
         EndpointError::PayloadTooLarge => (
@@ -117,10 +144,10 @@ pub(crate) fn error_response(e: &EndpointError, clear_cookie: Option<HeaderValue
             "server_error",
             "cannot issue tokens",
         ),
-        EndpointError::Unauthorized(_) => (
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "authentication required",
+        EndpointError::NotBehindLayer => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "this endpoint must sit behind JwtAuthLayer",
         ),
     };
     let body = serde_json::json!({"error": code, "error_description": description});

@@ -1,0 +1,283 @@
+//! [`TokenEndpoints`]: the HTTP side of [`Sessions`]: refresh, logout and logout everywhere
+//! as tower services any stack can mount, the login response, and the refresh cookie.
+
+mod cookie;
+mod request;
+mod response;
+
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http::{HeaderMap, Request, Response};
+use http_body::Body;
+use http_body_util::Full;
+use tower_service::Service;
+
+pub use self::cookie::{CookieConfig, DEFAULT_CSRF_HEADER, SECURE_PREFIX};
+use self::request::{read_credentials, Limits};
+pub use self::request::{DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT};
+pub use self::response::TokenResponse;
+use self::response::{error_response, ok_response, token_response, EndpointError};
+use crate::claims::Subject;
+use crate::clock::now_ms;
+use crate::session::{Sessions, TokenPair};
+
+/// The token endpoints of a [`Sessions`], with their HTTP settings: the refresh cookie and
+/// how request bodies are read. Cheap to clone.
+///
+/// ```
+/// # use tower_jwt_auth::{Issuer, MemoryStore, RefreshSecrets, Sessions, SigningKey};
+/// # fn demo(sessions: Sessions) {
+/// let endpoints = sessions.endpoints();
+/// let app: axum::Router = axum::Router::new()
+///     .route_service("/auth/logout-all", endpoints.logout_all())
+///     .route_layer(sessions.auth_layer())          // logout-all sits behind the layer
+///     .route_service("/auth/refresh", endpoints.refresh())
+///     .route_service("/auth/logout", endpoints.logout());
+/// # let _ = app; }
+/// ```
+#[derive(Clone)]
+pub struct TokenEndpoints {
+    inner: Arc<Settings>,
+}
+
+#[derive(Clone)]
+struct Settings {
+    sessions: Sessions,
+    cookie: Option<CookieConfig>,
+    limits: Limits,
+}
+
+impl fmt::Debug for TokenEndpoints {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenEndpoints")
+            .field("cookie", &self.inner.cookie)
+            .field("body_limit", &self.inner.limits.body)
+            .field("body_timeout", &self.inner.limits.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sessions {
+    /// The token endpoints, with the refresh cookie on (`Path=/auth`), a 4 KiB body limit and
+    /// a 10 s body timeout.
+    pub fn endpoints(&self) -> TokenEndpoints {
+        TokenEndpoints {
+            inner: Arc::new(Settings {
+                sessions: self.clone(),
+                cookie: Some(CookieConfig::default()),
+                limits: Limits {
+                    body: DEFAULT_BODY_LIMIT,
+                    timeout: DEFAULT_BODY_TIMEOUT,
+                },
+            }),
+        }
+    }
+}
+
+impl TokenEndpoints {
+    fn map(mut self, f: impl FnOnce(&mut Settings)) -> Self {
+        f(Arc::make_mut(&mut self.inner));
+        self
+    }
+
+    /// The refresh cookie's settings; `None` turns cookies off (JSON bodies only).
+    pub fn cookie(self, cookie: Option<CookieConfig>) -> Self {
+        self.map(|s| s.cookie = cookie)
+    }
+
+    /// Largest request body accepted (default 4 KiB); larger gets 413 without buffering.
+    pub fn body_limit(self, limit: usize) -> Self {
+        self.map(|s| s.limits.body = limit)
+    }
+
+    /// Time allowed to receive a request body (default 10 s); past it, 408.
+    pub fn body_timeout(self, timeout: Duration) -> Self {
+        self.map(|s| s.limits.timeout = timeout)
+    }
+
+    /// The sessions behind these endpoints.
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
+    }
+
+    fn endpoint(&self, action: Action) -> TokenEndpoint {
+        TokenEndpoint {
+            endpoints: self.clone(),
+            action,
+        }
+    }
+
+    /// `POST` refresh: rotates the refresh token from the cookie, a JSON body
+    /// `{"refresh_token": …}` or an RFC 6749 form (`grant_type=refresh_token`).
+    pub fn refresh(&self) -> TokenEndpoint {
+        self.endpoint(Action::Refresh)
+    }
+
+    /// `POST` logout: revokes the session of the presented refresh token (cookie or body)
+    /// and/or of the `Authorization: Bearer` access token. Invalid credentials are ignored
+    /// (RFC 7009).
+    pub fn logout(&self) -> TokenEndpoint {
+        self.endpoint(Action::Logout)
+    }
+
+    /// `POST` logout everywhere: ends every session of the requesting user and every access
+    /// token issued before now. Mount it **behind the [`JwtAuthLayer`](crate::JwtAuthLayer)**:
+    /// it reads the verified [`Subject`] the layer leaves in the request, so the layer's
+    /// rules, realm, rejection and `Retry-After` apply. Without the layer it answers 500.
+    pub fn logout_all(&self) -> TokenEndpoint {
+        self.endpoint(Action::LogoutAll)
+    }
+
+    /// Starts a session and answers like a refresh: the token response JSON and, when
+    /// cookies are on, the refresh cookie. For the application's login handler, after it
+    /// checked the credentials; `request_headers` are the login request's.
+    ///
+    /// With cookies on, a browser (a request carrying `Origin` or `Sec-Fetch-Site`, which
+    /// page script cannot remove) gets the refresh token in the cookie only, so script on
+    /// the page can never read it; other clients get it in the body too.
+    pub async fn login_response(&self, sub: &str, request_headers: &HeaderMap) -> Response<Full<Bytes>> {
+        let browser = ["origin", "sec-fetch-site"]
+            .iter()
+            .any(|h| request_headers.contains_key(*h));
+        match self.inner.sessions.login(sub).await {
+            Ok(pair) => self.pair_response(&pair, browser),
+            Err(e) => error_response(&e.into(), None),
+        }
+    }
+
+    /// The token response; `cookie_client`: the client keeps its refresh token in the cookie,
+    /// so the body leaves it out (unless configured otherwise).
+    fn pair_response(&self, pair: &TokenPair, cookie_client: bool) -> Response<Full<Bytes>> {
+        let cookie = self.inner.cookie.as_ref();
+        let set_cookie = cookie.and_then(|c| {
+            c.set(
+                &pair.refresh_token,
+                Duration::from_millis(pair.session_end_ms.saturating_sub(now_ms())),
+            )
+        });
+        let in_body = !cookie.is_some_and(|c| cookie_client && !c.body_for_cookie_clients());
+        token_response(&TokenResponse::new(pair, in_body), set_cookie)
+    }
+
+    fn clear_cookie(&self) -> Option<http::HeaderValue> {
+        self.inner.cookie.as_ref().and_then(CookieConfig::clear)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    Refresh,
+    Logout,
+    LogoutAll,
+}
+
+/// One token endpoint (`POST` only), from [`TokenEndpoints`]: mount it with axum's
+/// `route_service`, beside a tonic server, or under plain hyper.
+///
+/// Answers: 200 (`Cache-Control: no-store`; a token response with a refreshed cookie, or
+/// `{"revoked": …}`); 400 `invalid_grant` / `invalid_request` / `unsupported_grant_type`;
+/// 403 a cookie-authenticated request that is not the page's own (see [`CookieConfig`]);
+/// 405 not POST; 408 body too slow; 413 body over the limit; 415 other content types;
+/// 503 store down. Cookie clients get no `refresh_token` in the body: it stays in the
+/// `HttpOnly` cookie.
+#[derive(Clone)]
+pub struct TokenEndpoint {
+    endpoints: TokenEndpoints,
+    action: Action,
+}
+
+impl fmt::Debug for TokenEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenEndpoint")
+            .field("action", &self.action)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenEndpoint {
+    async fn handle<B>(self, req: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let endpoints = &self.endpoints;
+        let sessions = &endpoints.inner.sessions;
+        let subject = req.extensions().get::<Subject>().cloned();
+        let grant_required = self.action == Action::Refresh;
+        let cookie = endpoints.inner.cookie.as_ref();
+        let creds = match read_credentials(req, cookie, endpoints.inner.limits, grant_required).await {
+            Ok(c) => c,
+            Err(e) => return error_response(&e, None),
+        };
+        match self.action {
+            Action::Refresh => {
+                let Some(token) = creds.refresh_token else {
+                    return error_response(&EndpointError::InvalidRequest("missing refresh_token"), None);
+                };
+                match sessions.refresh(&token).await {
+                    Ok(pair) => endpoints.pair_response(&pair, creds.from_cookie),
+                    Err(e) => {
+                        let e = EndpointError::from(e);
+                        // A dead refresh token in a cookie only causes more failures: drop it.
+                        let clear = if e == EndpointError::InvalidGrant {
+                            endpoints.clear_cookie()
+                        } else {
+                            None
+                        };
+                        error_response(&e, clear)
+                    }
+                }
+            }
+            Action::Logout => {
+                if creds.refresh_token.is_none() && creds.access_token.is_none() {
+                    return error_response(&EndpointError::InvalidRequest("no credentials to log out"), None);
+                }
+                match sessions
+                    .logout(creds.refresh_token.as_deref(), creds.access_token.as_deref())
+                    .await
+                {
+                    Ok(revoked) => ok_response(revoked, endpoints.clear_cookie()),
+                    Err(e) => error_response(&e.into(), None),
+                }
+            }
+            Action::LogoutAll => {
+                let Some(subject) = subject else {
+                    tracing::error!(
+                        "the logout-all endpoint is not behind JwtAuthLayer: it cannot know who asks"
+                    );
+                    return error_response(&EndpointError::NotBehindLayer, None);
+                };
+                match sessions.logout_all(&subject.sub).await {
+                    Ok(()) => ok_response(true, endpoints.clear_cookie()),
+                    Err(e) => error_response(&e.into(), None),
+                }
+            }
+        }
+    }
+}
+
+impl<B> Service<Request<B>> for TokenEndpoint
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Full<Bytes>>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.handle(req).await) })
+    }
+}

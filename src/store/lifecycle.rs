@@ -1,0 +1,185 @@
+//! The session lifecycle a store keeps: login, rotation, revocation, listing.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use super::RevocationStore;
+use crate::error::StoreError;
+
+/// A session to start at login.
+#[derive(Clone, Copy, Debug)]
+pub struct NewSession<'a> {
+    /// The user.
+    pub sub: &'a str,
+    /// The new session id (random).
+    pub sid: &'a str,
+    /// Absolute lifetime: the session never outlives `now + absolute`.
+    pub absolute: Duration,
+    /// Idle timeout: the session ends when not refreshed for this long.
+    pub idle: Option<Duration>,
+    /// Most sessions one user may hold (active or revoked): starting one more ends the one
+    /// ending soonest, so one account cannot fill the store.
+    pub max_per_user: usize,
+}
+
+/// How far a user's not-before may run ahead of the clock. Repeated logout-everywhere in
+/// one second pushes it a second further each time, and access tokens are minted with
+/// `iat` no earlier than it; bounding the lead bounds how far ahead any `iat` can be, so
+/// the revocation windows below can cover every token.
+pub const MAX_NOT_BEFORE_LEAD: Duration = Duration::from_secs(10);
+
+/// How revocation markers are sized and bounded; passed with every write that may add one
+/// (a denylisted token, a revoked session).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarkPolicy {
+    /// How long a revoked session's (or user's) access tokens must stay rejected: access
+    /// lifetime + leeway + [`MAX_NOT_BEFORE_LEAD`] + one second, which covers the latest `iat`
+    /// any of them can carry.
+    pub window: Duration,
+    /// Most markers one user may hold at once. With no room for one more (this cap, or a
+    /// full store), the store raises the user's not-before instead, as logout-everywhere
+    /// does but without ending sessions: every access token of the user issued so far dies
+    /// (clients refresh), nothing is forgotten, and one account cannot fill the store.
+    pub max_per_user: usize,
+}
+
+/// One refresh attempt.
+#[derive(Clone, Copy, Debug)]
+pub struct Rotation<'a> {
+    /// The user, from the refresh token.
+    pub sub: &'a str,
+    /// The session, from the refresh token.
+    pub sid: &'a str,
+    /// The generation the presented refresh token carries.
+    pub generation: u64,
+    /// How long the immediately previous generation is still answered (0 disables).
+    pub grace: Duration,
+    /// The revocation marker written when reuse is detected.
+    pub marks: MarkPolicy,
+}
+
+/// What a store answers when a session may be handed a token pair, read in the same
+/// atomic step as the change it made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// The session's current refresh-token generation: the one to hand out.
+    pub generation: u64,
+    /// When the session ends at the latest (its absolute lifetime), ms since the epoch.
+    pub session_end_ms: u64,
+    /// The user's not-before (seconds; 0 when none). The access token minted now gets an
+    /// `iat` no earlier, so a login just after logout-all, in the same second, is not born
+    /// revoked.
+    pub not_before: u64,
+}
+
+/// What a rotation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The presented token was current; the session moved to the grant's generation.
+    Rotated(Grant),
+    /// The presented token was the previous one, within the grace window: nothing was
+    /// written; the grant carries the current generation (re-issue that refresh token).
+    Grace(Grant),
+    /// An old token was replayed: the session and its live access tokens were revoked.
+    ReuseDetected,
+    /// The token cannot be used; nothing changed (or an expired session was ended).
+    Rejected(RejectReason),
+}
+
+/// Why a refresh was refused without reuse detection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectReason {
+    /// No such session (never existed, or expired and gone).
+    Missing,
+    /// The session was revoked.
+    Revoked,
+    /// Past the absolute lifetime.
+    Expired,
+    /// Idle for longer than the idle timeout.
+    Idle,
+    /// The user logged out everywhere after this session started.
+    UserLoggedOut,
+    /// A generation newer than the current one: never issued.
+    FutureGeneration,
+}
+
+/// A session as listed for "your devices".
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SessionInfo {
+    /// Session id.
+    pub sid: String,
+    /// Created, ms since the Unix epoch.
+    pub created_ms: u64,
+    /// Last refreshed (or created), ms since the Unix epoch.
+    pub last_used_ms: u64,
+    /// When it ends unless refreshed (absolute lifetime or idle timeout), ms since the epoch.
+    pub expires_ms: u64,
+    /// Current refresh-token generation.
+    pub generation: u64,
+}
+
+/// Storage for sessions and revocations: the [`RevocationStore`] check plus the session
+/// lifecycle behind [`Sessions`](crate::Sessions).
+///
+/// Implementations must make each method atomic and must never scan; the rotation state
+/// machine is the one in DESIGN.md ("Rotation"). [`MemoryStore`](super::MemoryStore) and
+/// `RedisStore` implement exactly the same semantics, which the conformance suite checks.
+pub trait SessionStore: RevocationStore {
+    /// Starts a session at generation 0, first ending the user's sessions ending soonest
+    /// beyond [`NewSession::max_per_user`] − 1.
+    fn create_session<'a>(&'a self, session: NewSession<'a>) -> BoxFuture<'a, Result<Grant, StoreError>>;
+
+    /// Rotates a session's refresh token, atomically.
+    fn rotate<'a>(&'a self, rotation: Rotation<'a>) -> BoxFuture<'a, Result<RotateOutcome, StoreError>>;
+
+    /// Denylists one access token for `ttl` (until its `exp` plus leeway), bounded by
+    /// `marks.max_per_user`. Relative, so no second clock takes part.
+    fn deny_token<'a>(
+        &'a self,
+        sub: &'a str,
+        jti: &'a str,
+        ttl: Duration,
+        marks: MarkPolicy,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Revokes one session and, for `marks.window`, its access tokens. Returns whether an
+    /// active session was found. An unknown `sid` writes nothing.
+    fn revoke_session<'a>(
+        &'a self,
+        sub: &'a str,
+        sid: &'a str,
+        marks: MarkPolicy,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Ends every session of `sub` and rejects every access token issued up to now, for
+    /// `window` (as [`MarkPolicy::window`]).
+    fn revoke_all<'a>(&'a self, sub: &'a str, window: Duration) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The user's active sessions.
+    fn sessions<'a>(&'a self, sub: &'a str) -> BoxFuture<'a, Result<Vec<SessionInfo>, StoreError>>;
+}
+
+/// The order every store lists sessions in: most recently used first.
+pub(crate) fn sort_sessions(list: &mut [SessionInfo]) {
+    list.sort_by(|a, b| {
+        b.last_used_ms
+            .cmp(&a.last_used_ms)
+            .then_with(|| a.sid.cmp(&b.sid))
+    });
+}
+
+/// The not-before stored at logout-all: tokens with `iat < nbf` are rejected.
+///
+/// `iat` has one-second resolution, so a token issued earlier in the same second as the
+/// logout must die too: not-before is the *next* second. A token minted after the logout
+/// gets `iat ≥ nbf` (see [`Grant::not_before`]). Such a token can carry the current
+/// not-before as its `iat`, so a repeated logout-all moves past it (`current + 1`): each one
+/// in the same second pushes a second further, up to [`MAX_NOT_BEFORE_LEAD`] ahead of now.
+/// No token is minted with `iat` that far ahead (sessions refuse to), so the capped value
+/// still ends every token issued so far. Never lowered.
+pub(crate) fn not_before_after(now_ms: u64, current: u64) -> u64 {
+    let now = now_ms / 1000;
+    let cap = now + MAX_NOT_BEFORE_LEAD.as_secs();
+    (now + 1).max(current.saturating_add(1)).min(cap).max(current)
+}
