@@ -1,7 +1,11 @@
-//! End to end: `examples/hyper.rs` (a bare hyper `service_fn` behind the layer) over HTTP.
+//! End to end: the hyper example (a bare hyper `service_fn` behind the layer) over HTTP.
+//! Its application is served in-process; the binary's start-up modes run the real binary.
 
 #[path = "support/example.rs"]
 mod example;
+
+#[path = "../examples/hyper/app.rs"]
+mod app;
 
 use std::time::Duration;
 
@@ -9,7 +13,20 @@ use example::{Example, Keys};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::Value;
-use tower_jwt_auth::{Issuer, SigningKey};
+use tower_jwt_auth::{Issuer, MemoryStore, SigningKey};
+
+/// The example's application on a loopback port, in-process, verifying with `keys`; stops
+/// when the returned sender is dropped.
+async fn serve(keys: &Keys) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let validation = Issuer::new(keys.key.clone()).validation();
+    tokio::spawn(app::serve(listener, validation, MemoryStore::new(), async {
+        let _ = stopped.await;
+    }));
+    (base, stop)
+}
 
 fn client() -> Client {
     Client::builder()
@@ -53,13 +70,10 @@ fn now() -> u64 {
 }
 
 #[tokio::test]
-async fn printed_token_and_rejections() {
+async fn the_binary_prints_a_working_token() {
     let keys = Keys::generate();
     let server = Example::start("hyper", &keys.env()).await;
     let url = format!("http://{}/", server.addr());
-    let http = client();
-
-    // The printed token works as is, and carries a session id.
     let printed = server
         .printed("ACCESS_TOKEN")
         .expect("a ready token is printed")
@@ -69,12 +83,32 @@ async fn printed_token_and_rejections() {
         "a usage hint: {:?}",
         server.lines()
     );
-    let r = http.get(&url).bearer_auth(&printed).send().await.unwrap();
+    let r = client().get(&url).bearer_auth(&printed).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let claims = json(r).await;
     assert_eq!(claims["sub"], "alice");
     assert!(claims["sid"].as_str().is_some_and(|s| !s.is_empty()), "{claims}");
     assert!(claims["exp"].as_u64().unwrap() > now());
+    // The server really uses the key it was given.
+    let token = Issuer::new(keys.key.clone())
+        .issue_plain("bob", "s")
+        .unwrap()
+        .token;
+    let r = client().get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(json(r).await["sub"], "bob");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn claims_and_rejections() {
+    let keys = Keys::generate();
+    let (base, _stop) = serve(&keys).await;
+    let url = format!("{base}/");
+    let http = client();
+    let printed = Issuer::new(keys.key.clone())
+        .issue_plain("alice", "s")
+        .unwrap()
+        .token;
 
     // A token minted here with the same key: the server really uses the key it was given.
     let token = Issuer::new(keys.key.clone())
@@ -181,16 +215,17 @@ async fn printed_token_and_rejections() {
         let body: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(body["error"], "invalid_request");
     }
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn the_layer_guards_every_route() {
     let keys = Keys::generate();
-    let server = Example::start("hyper", &keys.env()).await;
-    let base = format!("http://{}", server.addr());
+    let (base, _stop) = serve(&keys).await;
     let http = client();
-    let token = server.printed("ACCESS_TOKEN").unwrap().to_owned();
+    let token = Issuer::new(keys.key.clone())
+        .issue_plain("alice", "s")
+        .unwrap()
+        .token;
 
     // Unknown paths and methods are refused before routing without a token…
     let r = http.get(format!("{base}/nope")).send().await.unwrap();

@@ -1,8 +1,12 @@
-//! End to end: `examples/tonic.rs` (grpc.health.v1.Health behind the layer) driven by a real
-//! tonic health client, and checked at the HTTP/2 level for trailers-only rejections.
+//! End to end: the tonic example (grpc.health.v1.Health behind the layer) driven by a real
+//! tonic health client, and checked at the HTTP/2 level for trailers-only rejections. The
+//! HTTP/2-level checks serve the example's server in-process; the rest run the binary.
 
 #[path = "support/example.rs"]
 mod example;
+
+#[path = "../examples/tonic/grpc.rs"]
+mod grpc;
 
 use std::time::Duration;
 
@@ -14,7 +18,7 @@ use tonic::{Code, Request, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
-use tower_jwt_auth::{Issuer, SigningKey};
+use tower_jwt_auth::{Issuer, MemoryStore, SigningKey};
 
 async fn channel(server: &Example) -> Channel {
     Channel::from_shared(format!("http://{}", server.addr()))
@@ -132,8 +136,19 @@ async fn tonic_health_behind_the_layer() {
 #[tokio::test]
 async fn rejections_are_trailers_only_grpc_responses() {
     let keys = Keys::generate();
-    let server = Example::start("tonic", &keys.env()).await;
-    let token = server.printed("ACCESS_TOKEN").unwrap().to_owned();
+    let issuer = Issuer::new(keys.key.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(grpc::serve(
+        listener,
+        issuer.validation(),
+        MemoryStore::new(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let token = issuer.issue_plain("alice", "s").unwrap().token;
     let http2 = reqwest::Client::builder()
         .http2_prior_knowledge()
         .timeout(Duration::from_secs(10))
@@ -143,7 +158,7 @@ async fn rejections_are_trailers_only_grpc_responses() {
     let call = |path: &str, auth: Option<String>| {
         // An empty HealthCheckRequest: 5-byte gRPC frame header, zero-length message.
         let mut request = http2
-            .post(format!("http://{}{path}", server.addr()))
+            .post(format!("http://{addr}{path}"))
             .header("content-type", "application/grpc")
             .header("te", "trailers")
             .body(vec![0u8; 5]);
@@ -191,7 +206,8 @@ async fn rejections_are_trailers_only_grpc_responses() {
     let body = r.bytes().await.unwrap();
     // One uncompressed frame holding HealthCheckResponse { status: SERVING (1) }.
     assert_eq!(&body[..], &[0, 0, 0, 0, 2, 0x08, 0x01]);
-    server.stop().await;
+    drop(stop);
+    server.await.unwrap().unwrap();
 }
 
 #[tokio::test]
