@@ -349,3 +349,56 @@ async fn the_subject_is_there_whatever_the_claims_type() {
     );
     let _inner = svc.into_inner();
 }
+
+#[tokio::test]
+async fn a_cached_token_is_still_checked_for_revocation_and_expiry() {
+    use tower_jwt_auth::{RefreshSecrets, Sessions};
+    let issuer = issuer().access_ttl(Duration::from_secs(1));
+    let sessions =
+        Sessions::new(issuer, MemoryStore::new(), RefreshSecrets::generate()).leeway(Duration::ZERO);
+    let svc = ServiceBuilder::new()
+        .layer(sessions.auth_layer())
+        .service_fn(echo);
+    let revoked = sessions.login("alice").await.unwrap();
+    let expiring = sessions.login("bob").await.unwrap();
+    for pair in [&revoked, &expiring] {
+        for _ in 0..2 {
+            let r = svc
+                .clone()
+                .oneshot(request(Some(&pair.access.token), false))
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "cached after the first");
+        }
+    }
+    sessions.logout(None, Some(&revoked.access.token)).await.unwrap();
+    let r = svc
+        .clone()
+        .oneshot(request(Some(&revoked.access.token), false))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "revocation is checked on a hit"
+    );
+    // Past `exp` (no leeway), the cached token is refused as expired.
+    let wait = (expiring.access.expires_at * 1000).saturating_sub(now_ms()) + 50;
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    let r = svc
+        .oneshot(request(Some(&expiring.access.token), false))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("token expired"));
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}

@@ -11,9 +11,10 @@ use tower_service::Service;
 
 use super::bearer::bearer_token;
 use super::body::AuthBody;
+use super::cache::{TokenCache, Verified};
 use super::future::{CheckFuture, ResponseFuture};
 use super::layer::Settings;
-use crate::claims::{Claims, Subject};
+use crate::claims::Claims;
 use crate::error::{AuthError, InvalidToken, StoreError};
 use crate::store::{TokenRef, TokenStatus};
 
@@ -21,14 +22,16 @@ use crate::store::{TokenRef, TokenStatus};
 pub struct JwtAuth<S, C> {
     inner: S,
     settings: Arc<Settings>,
+    cache: Arc<TokenCache<C>>,
     _claims: PhantomData<fn() -> C>,
 }
 
 impl<S, C> JwtAuth<S, C> {
-    pub(crate) fn new(inner: S, settings: Arc<Settings>) -> Self {
+    pub(crate) fn new(inner: S, settings: Arc<Settings>, cache: Arc<TokenCache<C>>) -> Self {
         JwtAuth {
             inner,
             settings,
+            cache,
             _claims: PhantomData,
         }
     }
@@ -54,6 +57,7 @@ impl<S: Clone, C> Clone for JwtAuth<S, C> {
         JwtAuth {
             inner: self.inner.clone(),
             settings: self.settings.clone(),
+            cache: self.cache.clone(),
             _claims: PhantomData,
         }
     }
@@ -108,21 +112,27 @@ where
             Ok(None) => return self.reject(AuthError::MissingToken, &req),
             Err(e) => return self.reject(e, &req),
         };
-        // 2. Every verification rule, before any store access.
-        let claims: Claims<C> = match settings.validation.verify(token, crate::clock::now_secs()) {
-            Ok(claims) => claims,
-            Err(e) => return self.reject(e.into(), &req),
+        // 2. Every verification rule, before any store access; a token seen before skips the
+        //    RSA verify and the parsing, not the clock.
+        let now = crate::clock::now_secs();
+        let verified = match self.cache.get(token, now, settings.validation.leeway_secs()) {
+            Some(Ok(hit)) => hit,
+            Some(Err(e)) => return self.reject(e.into(), &req),
+            None => match settings.validation.verify::<C>(token, now) {
+                Ok(claims) => self.cache.insert(token, Verified::new(claims)),
+                Err(e) => return self.reject(e.into(), &req),
+            },
         };
         // 3. Revocation: answered at once when the store can, else asked below.
-        if let Some(status) = settings.revocations.check_local(token_ref(&claims)) {
+        if let Some(status) = settings.revocations.check_local(token_ref(&verified.claims)) {
             if let Err(e) = status_result(status) {
                 return self.reject(e, &req);
             }
-            insert(&mut req, claims);
+            insert(&mut req, &verified);
             return ResponseFuture::inner(self.inner.call(req));
         }
-        let check = check_future(settings, &claims);
-        insert(&mut req, claims);
+        insert(&mut req, &verified);
+        let check = check_future(settings, verified);
         // The ready service goes into the future; a fresh clone stays for the next call.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
@@ -131,9 +141,9 @@ where
 }
 
 /// The verified claims, and the subject for code that does not know their type.
-fn insert<ReqB, C: Clone + Send + Sync + 'static>(req: &mut Request<ReqB>, claims: Claims<C>) {
-    req.extensions_mut().insert(Subject::of(&claims));
-    req.extensions_mut().insert(claims);
+fn insert<ReqB, C: Clone + Send + Sync + 'static>(req: &mut Request<ReqB>, verified: &Verified<C>) {
+    req.extensions_mut().insert(verified.subject.clone());
+    req.extensions_mut().insert(verified.claims.clone());
 }
 
 impl<S, C> JwtAuth<S, C> {
@@ -146,25 +156,62 @@ impl<S, C> JwtAuth<S, C> {
     }
 }
 
-fn check_future<C>(settings: &Settings, claims: &Claims<C>) -> CheckFuture {
+fn check_future<C: Send + Sync + 'static>(settings: &Settings, verified: Arc<Verified<C>>) -> CheckFuture {
     let store = settings.revocations.shared();
     let timeout = settings.timeout;
-    let (sub, sid, jti, iat) = (
-        claims.sub.clone(),
-        claims.sid.clone(),
-        claims.jti.clone(),
-        claims.iat,
-    );
     Box::pin(async move {
-        let check = store.check(TokenRef {
-            sub: &sub,
-            sid: &sid,
-            jti: &jti,
-            iat,
-        });
+        let check = store.check(token_ref(&verified.claims));
         match tokio::time::timeout(timeout, check).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::timeout("revocation check")),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use tower::{service_fn, ServiceExt};
+    use tower_layer::Layer;
+
+    use crate::{Issuer, JwtAuthLayer, MemoryStore, NoClaims, SigningKey};
+
+    #[tokio::test]
+    async fn only_tokens_that_pass_every_rule_are_cached() {
+        let issuer = Issuer::new(SigningKey::generate().unwrap());
+        let layer = JwtAuthLayer::new(issuer.validation(), MemoryStore::new());
+        let cache = layer.cache.clone();
+        let svc = layer.layer(service_fn(|_: http::Request<()>| async {
+            Ok::<_, Infallible>(http::Response::new(()))
+        }));
+        let call = |token: String| {
+            let svc = svc.clone();
+            async move {
+                let req = http::Request::builder()
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(())
+                    .unwrap();
+                svc.oneshot(req).await.unwrap().status()
+            }
+        };
+        let good = issuer.issue_plain("alice", "s").unwrap().token;
+        let (head, sig) = good.rsplit_once('.').unwrap();
+        for i in 0..50 {
+            // Distinct forgeries: a flipped signature, garbage, a foreign key.
+            let forged = format!("{head}.{}{}", if i % 2 == 0 { 'A' } else { 'B' }, &sig[1..]);
+            assert_eq!(call(forged).await, http::StatusCode::UNAUTHORIZED);
+            assert_eq!(call(format!("x{i}.y.z")).await, http::StatusCode::UNAUTHORIZED);
+        }
+        let foreign = Issuer::new(SigningKey::generate().unwrap());
+        assert_eq!(
+            call(foreign.issue_plain("alice", "s").unwrap().token).await,
+            http::StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(cache.len(), 0, "nothing invalid is kept");
+        assert_eq!(call(good.clone()).await, http::StatusCode::OK);
+        assert_eq!(call(good).await, http::StatusCode::OK);
+        assert_eq!(cache.len(), 1);
+        let _: &super::TokenCache<NoClaims> = &cache;
+    }
 }

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The load benchmark: one run measures, side by side,
+#   bare     the same axum app without the layer (the baseline)
+#   memory   the layer on the memory store
+#   redis    the layer on Redis (a private redis-server on a free loopback port)
+#   nocache  the layer on the memory store with the verified-token cache off
+# each with the same access token on every request (wrk -t1 -c16), server pinned to CPU 0
+# and wrk to CPU 1; then login/s and refresh/s on Redis, and Redis commands per request.
+# Every figure is also given as a ratio to `bare` from this same run.
+#
+#   bench/load.sh                 # 10 s per measurement
+#   DURATION=30 bench/load.sh     # longer
+#
+# Needs wrk and redis-server (apt-get install wrk redis-server redis-tools) and two CPUs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${DURATION:-10}"
+CONNECTIONS="${CONNECTIONS:-16}"
+SERVER_CPU="${SERVER_CPU:-0}"
+LOAD_CPU="${LOAD_CPU:-1}"
+
+for tool in wrk redis-server redis-cli taskset; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
+done
+
+echo "bench: building the server (release)" >&2
+cargo build -q --release --example bench_server
+SERVER="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release/examples/bench_server"
+
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+REDIS_PORT="$(free_port)"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+  --dir "$WORK" --daemonize no >/dev/null &
+PIDS+=($!)
+for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+
+# start MODE: runs the server pinned to SERVER_CPU; sets ADDR, ACCESS_TOKEN, REFRESH_TOKENS.
+start() {
+  local out="$WORK/$1.out"
+  MODE="$1" taskset -c "$SERVER_CPU" "$SERVER" >"$out" 2>"$WORK/$1.err" &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  for _ in $(seq 100); do grep -q '^listening on ' "$out" && break; sleep 0.1; done
+  ADDR="$(sed -n 's/^listening on //p' "$out")"
+  ACCESS_TOKEN="$(sed -n 's/^ACCESS_TOKEN=//p' "$out")"
+  REFRESH_TOKENS="$(sed -n 's/^REFRESH_TOKENS=//p' "$out")"
+  export REFRESH_TOKENS
+  [ -n "$ADDR" ] || { cat "$WORK/$1.err" >&2; exit 1; }
+}
+
+stop() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
+
+# load ARGS…: wrk pinned to LOAD_CPU; prints "requests req_per_s p99_ms non2xx".
+load() {
+  local out
+  out="$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@")"
+  echo "$out" >>"$WORK/wrk.log"
+  local requests rps p99 non2xx
+  requests="$(echo "$out" | sed -n 's/^ *\([0-9]*\) requests in.*/\1/p')"
+  rps="$(echo "$out" | sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p')"
+  p99="$(echo "$out" | awk '$1=="99%" { v=$2; if (v ~ /us$/) { sub(/us/,"",v); v=v/1000 } else if (v ~ /ms$/) { sub(/ms/,"",v) } else if (v ~ /s$/) { sub(/s/,"",v); v=v*1000 }; print v }')"
+  non2xx="$(echo "$out" | sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\)/\1/p')"
+  echo "$requests $rps $p99 ${non2xx:-0}"
+}
+
+redis_calls() {
+  redis-cli -p "$REDIS_PORT" info commandstats |
+    awk -F'[:=,]' '/^cmdstat_/ { n += $3 } END { print n + 0 }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+
+declare -A RPS P99 REQ NON
+for mode in bare memory redis nocache; do
+  start "$mode"
+  # Warm up: the first request for a token pays the RSA verify (and a Redis round trip).
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d1s -H "Authorization: Bearer $ACCESS_TOKEN" "http://$ADDR/me" >/dev/null
+  before="$(redis_calls)"
+  read -r REQ[$mode] RPS[$mode] P99[$mode] NON[$mode] < <(load -H "Authorization: Bearer $ACCESS_TOKEN" "http://$ADDR/me")
+  after="$(redis_calls)"
+  if [ "$mode" = redis ]; then
+    REDIS_PER_REQUEST="$(awk -v c=$((after - before)) -v r="${REQ[redis]}" 'BEGIN { printf "%.4f", c / r }')"
+  fi
+  stop
+done
+
+# Reads under a write-heavy mix: /me while logins and logouts hit the same memory store.
+start memory
+taskset -c "$LOAD_CPU" wrk -t1 -c4 -d"$((DURATION + 2))s" -s bench/login.lua "http://$ADDR/churn" >"$WORK/churn.log" &
+CHURN=$!
+sleep 1
+read -r MIX_REQ MIX_RPS MIX_P99 MIX_NON < <(load -H "Authorization: Bearer $ACCESS_TOKEN" "http://$ADDR/me")
+wait "$CHURN" || true
+CHURN_RPS="$(sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p' "$WORK/churn.log")"
+CHURN_NON="$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\)/\1/p' "$WORK/churn.log")"
+stop
+
+start redis
+read -r LOGIN_REQ LOGIN_RPS LOGIN_P99 LOGIN_NON < <(load -s bench/login.lua "http://$ADDR/auth/login")
+stop
+start redis
+read -r REFRESH_REQ REFRESH_RPS REFRESH_P99 REFRESH_NON < <(load -s bench/refresh.lua "http://$ADDR/auth/refresh")
+stop
+
+printf '\nSame token on every request, wrk -t1 -c%s, %ss each, server on CPU %s, wrk on CPU %s\n\n' \
+  "$CONNECTIONS" "$DURATION" "$SERVER_CPU" "$LOAD_CPU"
+printf '| server | requests/s | ratio to bare | p99 (ms) | non-2xx |\n|---|---|---|---|---|\n'
+for mode in bare memory redis nocache; do
+  printf '| %s | %s | %s | %s | %s |\n' "$mode" "${RPS[$mode]}" "$(ratio "${RPS[$mode]}" "${RPS[bare]}")" "${P99[$mode]}" "${NON[$mode]}"
+done
+printf '\nMemory store, /me under a write-heavy mix (login + logout at %s/s alongside, non-2xx %s): %s req/s, p99 %s ms\n' \
+  "$CHURN_RPS" "${CHURN_NON:-0}" "$MIX_RPS" "$MIX_P99"
+printf '\nRedis commands per /me request (repeated token): %s\n' "$REDIS_PER_REQUEST"
+printf 'Redis: login %s/s (p99 %s ms, non-2xx %s), refresh %s/s (p99 %s ms, non-2xx %s)\n' \
+  "$LOGIN_RPS" "$LOGIN_P99" "$LOGIN_NON" "$REFRESH_RPS" "$REFRESH_P99" "$REFRESH_NON"

@@ -1,0 +1,298 @@
+//! One user's state in the memory store: sessions, revocation markers, epoch and
+//! not-before, and the rotation state machine applied to them.
+
+use std::collections::HashMap;
+
+use crate::clock::ms;
+use crate::store::{
+    not_before_after, Grant, MarkPolicy, NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo,
+    TokenRef, TokenStatus,
+};
+
+/// `added − removed`, as the store's entry count moves.
+pub(super) fn delta(added: usize, removed: usize) -> isize {
+    isize::try_from(added).unwrap_or(isize::MAX) - isize::try_from(removed).unwrap_or(isize::MAX)
+}
+
+/// Everything of one user, like the Redis store's per-user hash tag: one user's calls
+/// never touch another user's state.
+#[derive(Debug, Default)]
+pub(super) struct User {
+    /// Bumped by logout-all; sessions remember the epoch they started in.
+    epoch: u64,
+    /// (not-before in seconds, kept until ms).
+    nbf: Option<(u64, u64)>,
+    sessions: HashMap<String, Session>,
+    /// jti → denied until (ms).
+    deny: HashMap<String, u64>,
+    /// sid → access tokens rejected until (ms).
+    sidrev: HashMap<String, u64>,
+}
+
+/// Which kind of revocation marker.
+#[derive(Clone, Copy)]
+pub(super) enum Mark<'a> {
+    /// One access token, by `jti`.
+    Deny(&'a str),
+    /// A session's access tokens, by `sid`.
+    Session(&'a str),
+}
+
+impl User {
+    /// Entries this user holds (sessions and markers).
+    pub(super) fn len(&self) -> usize {
+        self.sessions.len() + self.marks()
+    }
+
+    /// Whether the user holds nothing worth keeping (with no sessions left, the epoch has
+    /// nothing to compare against).
+    pub(super) fn is_idle(&self) -> bool {
+        self.len() == 0 && self.nbf.is_none()
+    }
+
+    /// The revocation state of one of this user's tokens at `now`.
+    pub(super) fn status(&self, t: TokenRef<'_>, now: u64) -> TokenStatus {
+        if self.deny.get(t.jti).is_some_and(|&until| until > now) {
+            return TokenStatus::Denied;
+        }
+        if self.sidrev.get(t.sid).is_some_and(|&until| until > now) {
+            return TokenStatus::SessionRevoked;
+        }
+        if self.nbf.is_some_and(|(nbf, until)| until > now && t.iat < nbf) {
+            return TokenStatus::UserLoggedOut;
+        }
+        TokenStatus::Active
+    }
+
+    /// Drops whatever has expired at `now`; returns how many entries went.
+    pub(super) fn purge(&mut self, now: u64) -> usize {
+        let before = self.len();
+        self.sessions.retain(|_, s| s.expires() > now);
+        self.deny.retain(|_, until| *until > now);
+        self.sidrev.retain(|_, until| *until > now);
+        if self.nbf.is_some_and(|(_, until)| until <= now) {
+            self.nbf = None;
+        }
+        before - self.len()
+    }
+
+    /// Starts a session, first ending those beyond the cap; `room`: the store can hold one
+    /// more entry. Returns the grant and the change in entries, or `None` when full.
+    pub(super) fn create(&mut self, n: &NewSession<'_>, room: bool, now: u64) -> Option<(Grant, isize)> {
+        let removed = self.make_room(n.max_per_user, now);
+        if !room && removed == 0 {
+            return None;
+        }
+        let session = Session {
+            generation: 0,
+            revoked: false,
+            created: now,
+            abs_exp: now.saturating_add(ms(n.absolute)),
+            idle: n.idle.map(ms),
+            last_used: now,
+            rotated_at: 0,
+            epoch: self.epoch,
+        };
+        let grant = session.grant(self.not_before(now));
+        let added = usize::from(self.sessions.insert(n.sid.to_owned(), session).is_none());
+        Some((grant, delta(added, removed)))
+    }
+
+    /// Marks an active session revoked; returns whether it was (an unknown one is left
+    /// alone by the caller).
+    pub(super) fn revoke(&mut self, sid: &str, now: u64) -> bool {
+        let epoch = self.epoch;
+        match self.sessions.get_mut(sid) {
+            Some(session) if !session.revoked && session.epoch == epoch && session.expires() > now => {
+                session.revoked = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `sid` is one of this user's stored sessions (active or a tombstone).
+    pub(super) fn has_session(&self, sid: &str) -> bool {
+        self.sessions.contains_key(sid)
+    }
+
+    /// Logout everywhere: sessions die at their next refresh, access tokens at once.
+    pub(super) fn revoke_all(&mut self, now: u64, window: u64) {
+        self.epoch += 1;
+        self.raise_not_before(now, window);
+    }
+
+    /// The active sessions.
+    pub(super) fn sessions(&self, now: u64) -> Vec<SessionInfo> {
+        self.sessions
+            .iter()
+            .filter(|(_, x)| !x.revoked && x.epoch == self.epoch && x.expires() > now)
+            .map(|(sid, x)| x.info(sid))
+            .collect()
+    }
+
+    fn marks(&self) -> usize {
+        self.deny.len() + self.sidrev.len()
+    }
+
+    /// Records `mark` until `until`, or, with no room for it (this user's cap, or `room` false
+    /// because the store is full), raises the not-before instead, which rejects every access
+    /// token issued so far: nothing is forgotten and nothing grows. Returns the change in
+    /// entries.
+    pub(super) fn mark(
+        &mut self,
+        mark: Mark<'_>,
+        until: u64,
+        policy: MarkPolicy,
+        room: bool,
+        now: u64,
+    ) -> isize {
+        if let Some(e) = self.marker(mark) {
+            *e = (*e).max(until);
+            return 0;
+        }
+        let before = self.marks();
+        if before >= policy.max_per_user {
+            self.deny.retain(|_, u| *u > now);
+            self.sidrev.retain(|_, u| *u > now);
+        }
+        let removed = before - self.marks();
+        if room && self.marks() < policy.max_per_user {
+            match mark {
+                Mark::Deny(jti) => self.deny.insert(jti.to_owned(), until),
+                Mark::Session(sid) => self.sidrev.insert(sid.to_owned(), until),
+            };
+            delta(1, removed)
+        } else {
+            self.raise_not_before(now, ms(policy.window));
+            delta(0, removed)
+        }
+    }
+
+    fn marker(&mut self, mark: Mark<'_>) -> Option<&mut u64> {
+        match mark {
+            Mark::Deny(jti) => self.deny.get_mut(jti),
+            Mark::Session(sid) => self.sidrev.get_mut(sid),
+        }
+    }
+
+    /// Rejects every access token issued up to `now` for `window` ms (logout-all does this
+    /// and bumps the epoch too).
+    fn raise_not_before(&mut self, now: u64, window: u64) {
+        let nbf = not_before_after(now, self.not_before(now));
+        let until = now.saturating_add(window);
+        let until = self.nbf.map_or(until, |(_, old_until)| old_until.max(until));
+        self.nbf = Some((nbf, until));
+    }
+
+    /// The not-before in force at `now` (0 when none).
+    fn not_before(&self, now: u64) -> u64 {
+        self.nbf
+            .map_or(0, |(nbf, until)| if until > now { nbf } else { 0 })
+    }
+
+    /// Ends the sessions that would leave no room for one more under `max` (expired ones
+    /// first, then those ending soonest, as the Redis store's listing zset orders them);
+    /// returns how many entries it removed.
+    fn make_room(&mut self, max: usize, now: u64) -> usize {
+        let max = max.max(1);
+        let before = self.sessions.len();
+        if before < max {
+            return 0;
+        }
+        self.sessions.retain(|_, s| s.expires() > now);
+        while self.sessions.len() >= max {
+            let Some(sid) = self
+                .sessions
+                .iter()
+                .min_by(|a, b| (a.1.expires(), a.0).cmp(&(b.1.expires(), b.0)))
+                .map(|(sid, _)| sid.clone())
+            else {
+                break;
+            };
+            self.sessions.remove(&sid);
+        }
+        before - self.sessions.len()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    generation: u64,
+    revoked: bool,
+    created: u64,
+    abs_exp: u64,
+    idle: Option<u64>,
+    last_used: u64,
+    rotated_at: u64,
+    epoch: u64,
+}
+
+impl Session {
+    fn expires(&self) -> u64 {
+        self.idle.map_or(self.abs_exp, |idle| {
+            self.abs_exp.min(self.last_used.saturating_add(idle))
+        })
+    }
+
+    /// What the store answers for this session, with the user's `not_before`.
+    fn grant(&self, not_before: u64) -> Grant {
+        Grant {
+            generation: self.generation,
+            session_end_ms: self.abs_exp,
+            not_before,
+        }
+    }
+
+    fn info(&self, sid: &str) -> SessionInfo {
+        SessionInfo {
+            sid: sid.to_owned(),
+            created_ms: self.created,
+            last_used_ms: self.last_used,
+            expires_ms: self.expires(),
+            generation: self.generation,
+        }
+    }
+}
+
+/// The rotation state machine (DESIGN.md "Rotation"), applied under the lock. On reuse the
+/// caller adds the session's revocation marker.
+pub(super) fn rotate(user: &mut User, r: &Rotation<'_>, now: u64) -> RotateOutcome {
+    let rejected = RotateOutcome::Rejected;
+    let epoch = user.epoch;
+    let not_before = user.not_before(now);
+    let Some(session) = user.sessions.get_mut(r.sid) else {
+        return rejected(RejectReason::Missing);
+    };
+    if session.revoked {
+        return rejected(RejectReason::Revoked);
+    }
+    if session.epoch != epoch {
+        return rejected(RejectReason::UserLoggedOut);
+    }
+    if now >= session.expires() {
+        let reason = if now >= session.abs_exp {
+            RejectReason::Expired
+        } else {
+            RejectReason::Idle
+        };
+        session.revoked = true;
+        return rejected(reason);
+    }
+    let current = session.generation;
+    if r.generation == current {
+        session.generation += 1;
+        session.rotated_at = now;
+        session.last_used = now;
+        return RotateOutcome::Rotated(session.grant(not_before));
+    }
+    if r.generation > current {
+        return rejected(RejectReason::FutureGeneration);
+    }
+    let in_grace = !r.grace.is_zero() && now.saturating_sub(session.rotated_at) <= ms(r.grace);
+    if r.generation.checked_add(1) == Some(current) && in_grace {
+        return RotateOutcome::Grace(session.grant(not_before));
+    }
+    session.revoked = true;
+    RotateOutcome::ReuseDetected
+}
