@@ -90,8 +90,14 @@ async fn rotate(s: &Store, sub: &str, sid: &str, generation: u64, grace: Duratio
     rotate_grant(s, sub, sid, generation, grace).await.into()
 }
 
+/// As the middleware asks: the local answer when the store has one (the memory store, the
+/// Redis mirror), else one round trip.
 async fn check(s: &Store, sub: &str, sid: &str, jti: &str, iat: u64) -> TokenStatus {
-    s.check(TokenRef { sub, sid, jti, iat }).await.unwrap()
+    let token = TokenRef { sub, sid, jti, iat };
+    match s.check_local(token) {
+        Some(status) => status,
+        None => s.check(token).await.unwrap(),
+    }
 }
 
 const NO_GRACE: Duration = Duration::ZERO;
@@ -504,20 +510,37 @@ async fn memory() -> Option<Store> {
     Some(MemoryStore::new().into())
 }
 
-/// A client of its own (fred's connections live on the test's runtime) on the shared node.
-async fn redis_node() -> Option<Store> {
+/// A client of its own (fred's connections live on the test's runtime) on the shared node,
+/// with the revocation mirror on or off.
+async fn redis_node(mirror: bool) -> Option<Store> {
     let server = redis_server::RedisServer::shared()?;
-    Some(RedisStore::connect(&server.url()).await.unwrap().into())
+    Some(mirrored(
+        RedisStore::connect(&server.url()).await.unwrap(),
+        mirror,
+    ))
 }
 
-async fn redis_cluster() -> Option<Store> {
+async fn redis_cluster(mirror: bool) -> Option<Store> {
     let cluster = redis_server::RedisCluster::shared()?;
-    Some(RedisStore::connect(&cluster.url()).await.unwrap().into())
+    Some(mirrored(
+        RedisStore::connect(&cluster.url()).await.unwrap(),
+        mirror,
+    ))
+}
+
+fn mirrored(store: RedisStore, mirror: bool) -> Store {
+    if mirror {
+        store.into()
+    } else {
+        store.without_mirror().into()
+    }
 }
 
 store_tests!(memory, memory());
-store_tests!(redis_node, redis_node());
-store_tests!(redis_cluster, redis_cluster());
+store_tests!(redis_node, redis_node(true));
+store_tests!(redis_node_unmirrored, redis_node(false));
+store_tests!(redis_cluster, redis_cluster(true));
+store_tests!(redis_cluster_unmirrored, redis_cluster(false));
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_eviction_policy_is_read() {

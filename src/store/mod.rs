@@ -35,5 +35,5 @@ pub use lifecycle::{
 };
 pub use memory::{MemoryStore, DEFAULT_MAX_ENTRIES};
 #[cfg(feature = "redis")]
-pub use redis::{RedisStore, DEFAULT_PREFIX};
+pub use redis::{RedisStore, DEFAULT_MIRROR_CAPACITY, DEFAULT_PREFIX};
 pub use revocation::{RevocationStore, TokenRef, TokenStatus};

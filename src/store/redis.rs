@@ -24,18 +24,24 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fred::clients::Client;
 use fred::error::{Error as RedisError, ErrorKind as RedisErrorKind};
 use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
 use fred::prelude::{Builder, Config, FromValue, Pool, ReconnectPolicy};
+use fred::types::RespVersion;
 use fred::types::{ClusterHash, CustomCommand, Value};
 use futures_util::future::BoxFuture;
 
+use self::mirror::Mirror;
+pub use self::mirror::DEFAULT_MIRROR_CAPACITY;
 use super::{
     Grant, MarkPolicy, NewSession, RejectReason, RevocationStore, RotateOutcome, Rotation, SessionInfo,
     SessionStore, TokenRef, TokenStatus, MAX_NOT_BEFORE_LEAD,
 };
 use crate::clock::{ms, now_ms};
 use crate::error::{StoreError, StoreErrorKind};
+
+mod mirror;
 
 /// Default key prefix.
 pub const DEFAULT_PREFIX: &str = "tja";
@@ -81,6 +87,7 @@ pub struct RedisStore<C = Pool> {
     client: C,
     prefix: Arc<str>,
     scripts: Arc<Scripts>,
+    mirror: Option<Arc<Mirror>>,
 }
 
 impl<C: Clone> Clone for RedisStore<C> {
@@ -89,6 +96,7 @@ impl<C: Clone> Clone for RedisStore<C> {
             client: self.client.clone(),
             prefix: self.prefix.clone(),
             scripts: self.scripts.clone(),
+            mirror: self.mirror.clone(),
         }
     }
 }
@@ -97,6 +105,7 @@ impl<C> fmt::Debug for RedisStore<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
+            .field("mirror", &self.mirror.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -146,6 +155,10 @@ impl RedisStore<Pool> {
     /// `rediss` TLS forms with feature `redis-tls`) with a small pool that reconnects on its
     /// own with backoff, a 1 s command timeout (callers answer 503 past it) and no command
     /// retries (see the type's docs).
+    ///
+    /// The revocation mirror is on: one more connection, in RESP3 with `CLIENT TRACKING`,
+    /// through which checks read, so a repeat check is answered locally and stays exact (see
+    /// [`RedisStore::with_mirror`]). [`RedisStore::without_mirror`] turns it off.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::connect_with(url, Duration::from_secs(1)).await
     }
@@ -170,7 +183,23 @@ impl RedisStore<Pool> {
             .build_pool(4)
             .map_err(store_error)?;
         pool.init().await.map_err(store_error)?;
-        let store = RedisStore::new(pool);
+        let tracked = Builder::from_config(Config {
+            version: RespVersion::RESP3,
+            ..pool.client_config()
+        })
+        .with_connection_config(|c| {
+            c.connection_timeout = timeout;
+            c.internal_command_timeout = timeout;
+            c.max_command_attempts = 1;
+        })
+        .with_performance_config(|p| p.default_command_timeout = timeout)
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+        .build()
+        .map_err(store_error)?;
+        tracked.init().await.map_err(store_error)?;
+        let store = RedisStore::new(pool)
+            .with_mirror(tracked, DEFAULT_MIRROR_CAPACITY)
+            .await?;
         match store.eviction_policy().await {
             Ok(policy) if policy != "noeviction" => tracing::warn!(
                 policy = %policy,
@@ -205,6 +234,43 @@ where
             client,
             prefix: DEFAULT_PREFIX.into(),
             scripts: Arc::new(scripts),
+            mirror: None,
+        }
+    }
+
+    /// Answers repeat checks locally, kept exact by Redis client-side caching: checks read
+    /// through `tracked` (a connected client in RESP3, used for nothing else) with
+    /// `CLIENT TRACKING` on, and the server invalidates every key one of them read as soon as
+    /// anything writes it. At most `capacity` keys are kept (three per token, about 130 bytes
+    /// each). Any connection error or reconnection of `tracked` drops the whole mirror and
+    /// leaves it off until tracking is back; a write through this store forgets what it
+    /// touched at once.
+    pub async fn with_mirror(mut self, tracked: Client, capacity: usize) -> Result<Self, StoreError> {
+        let mirror = Mirror::start(tracked, capacity).await.map_err(store_error)?;
+        self.mirror = Some(mirror);
+        Ok(self)
+    }
+
+    /// Every check asks Redis (one `MGET`); no mirror.
+    pub fn without_mirror(mut self) -> Self {
+        self.mirror = None;
+        self
+    }
+
+    /// Forgets, in the mirror, what a write for `sub` may have changed, once the write is
+    /// done, failed or abandoned (the guard's drop): a later check of this instance then
+    /// reads Redis, without waiting for the server's invalidation.
+    fn forget_when_done<'a>(
+        &'a self,
+        sub: &'a str,
+        deny: Option<&'a str>,
+        sidrev: Option<&'a str>,
+    ) -> Forget<'a> {
+        Forget {
+            mirror: self.mirror.as_deref(),
+            sub,
+            deny,
+            sidrev,
         }
     }
 
@@ -238,6 +304,9 @@ where
             ));
         }
         self.prefix = prefix.into();
+        if let Some(mirror) = &self.mirror {
+            mirror.clear();
+        }
         Ok(self)
     }
 
@@ -277,6 +346,22 @@ where
                 .await
                 .map_err(store_error),
             other => other.map_err(store_error),
+        }
+    }
+}
+
+/// Forgets a write's keys in the mirror when dropped.
+struct Forget<'a> {
+    mirror: Option<&'a Mirror>,
+    sub: &'a str,
+    deny: Option<&'a str>,
+    sidrev: Option<&'a str>,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        if let Some(mirror) = self.mirror {
+            mirror.forget(self.sub, self.deny, self.sidrev);
         }
     }
 }
@@ -326,20 +411,26 @@ where
             key(&user, "sidrev:", t.sid),
             key(&user, "nbf", ""),
         ];
-        let iat = t.iat;
         Box::pin(async move {
-            let (deny, sidrev, nbf): (Option<String>, Option<String>, Option<u64>) =
-                self.client.mget(keys).await.map_err(store_error)?;
-            Ok(if deny.is_some() {
-                TokenStatus::Denied
-            } else if sidrev.is_some() {
-                TokenStatus::SessionRevoked
-            } else if nbf.is_some_and(|nbf| iat < nbf) {
-                TokenStatus::UserLoggedOut
-            } else {
-                TokenStatus::Active
-            })
+            type Reply = (Option<String>, Option<String>, Option<u64>);
+            let values = |(deny, sidrev, nbf): Reply| [deny.map(|_| 1), sidrev.map(|_| 1), nbf];
+            let values = match &self.mirror {
+                // Through the tracked connection, so the server invalidates what it read.
+                Some(mirror) => {
+                    let ticket = mirror.ticket();
+                    let reply: Reply = mirror.client().mget(keys).await.map_err(store_error)?;
+                    let values = values(reply);
+                    mirror.keep(ticket, &t, values);
+                    values
+                }
+                None => values(self.client.mget(keys).await.map_err(store_error)?),
+            };
+            Ok(mirror::status(values, t.iat))
         })
+    }
+
+    fn check_local(&self, t: TokenRef<'_>) -> Option<TokenStatus> {
+        self.mirror.as_ref()?.check(&t)
     }
 }
 
@@ -410,6 +501,8 @@ where
             Value::from(format!("s:{}", r.sid)),
         ]);
         Box::pin(async move {
+            // A replay revokes the session (and may raise the not-before).
+            let _forget = self.forget_when_done(r.sub, None, Some(r.sid));
             let (code, generation, session_end_ms, not_before): (i64, u64, u64, u64) =
                 self.run(&self.scripts.rotate, keys, args).await?;
             let grant = Grant {
@@ -451,6 +544,7 @@ where
             if ttl.is_zero() {
                 return Ok(()); // already expired: nothing to remember
             }
+            let _forget = self.forget_when_done(sub, Some(jti), None);
             self.run::<i64>(&self.scripts.deny, keys, args).await.map(drop)
         })
     }
@@ -472,6 +566,7 @@ where
         let mut args = mark_args(marks);
         args.push(Value::from(format!("s:{sid}")));
         Box::pin(async move {
+            let _forget = self.forget_when_done(sub, None, Some(sid));
             let revoked: i64 = self.run(&self.scripts.revoke, keys, args).await?;
             Ok(revoked == 1)
         })
@@ -489,6 +584,7 @@ where
             max_per_user: 0,
         });
         Box::pin(async move {
+            let _forget = self.forget_when_done(sub, None, None);
             let _nbf: i64 = self.run(&self.scripts.revoke_all, keys, args).await?;
             Ok(())
         })
