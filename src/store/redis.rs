@@ -251,6 +251,13 @@ where
         Ok(self)
     }
 
+    /// The mirror's state, for metrics and tests: how many keys it holds and whether it is
+    /// answering (off between a connection event and tracking being back). `None` without
+    /// a mirror.
+    pub fn mirror_state(&self) -> Option<(usize, bool)> {
+        self.mirror.as_ref().map(|m| m.state())
+    }
+
     /// Every check asks Redis (one `MGET`); no mirror.
     pub fn without_mirror(mut self) -> Self {
         self.mirror = None;

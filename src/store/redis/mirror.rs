@@ -246,12 +246,9 @@ impl Mirror {
     /// The server invalidated `key`.
     fn invalidate(&self, key: &[u8]) {
         self.bump();
-        match std::str::from_utf8(key).ok().and_then(parse) {
-            Some((kind, sub, id)) => {
-                self.values.remove(&KeyRef { kind, sub: &sub, id });
-            }
-            // Not a key this mirror reads: nothing of ours can depend on it.
-            None => {}
+        // A key this mirror does not read cannot matter to it.
+        if let Some((kind, sub, id)) = std::str::from_utf8(key).ok().and_then(parse) {
+            self.values.remove(&KeyRef { kind, sub: &sub, id });
         }
     }
 
@@ -278,10 +275,9 @@ impl Mirror {
         }
     }
 
-    /// How many keys are mirrored.
-    #[cfg(test)]
-    pub(super) fn len(&self) -> usize {
-        self.values.len()
+    /// How many keys are mirrored, and whether the mirror is on.
+    pub(super) fn state(&self) -> (usize, bool) {
+        (self.values.len(), self.live.load(Ordering::Acquire))
     }
 }
 
