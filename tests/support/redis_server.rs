@@ -53,6 +53,11 @@ fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
+/// Runs a command through redis-cli on `port` (test inspection only).
+pub(crate) fn cli_port(port: u16, args: &[&str]) -> String {
+    cli(port, args)
+}
+
 fn cli(port: u16, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
