@@ -8,14 +8,15 @@
 # and wrk to CPU 1; then login/s and refresh/s on Redis, and Redis commands per request.
 # Every figure is also given as a ratio to `bare` from this same run.
 #
-#   bench/load.sh                 # 10 s per measurement
-#   DURATION=30 bench/load.sh     # longer
+#   bench/load.sh                        # 3 rounds of 10 s per server, about 4 minutes
+#   ROUNDS=5 DURATION=20 bench/load.sh   # steadier
 #
 # Needs wrk and redis-server (apt-get install wrk redis-server redis-tools) and two CPUs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION="${DURATION:-10}"
+ROUNDS="${ROUNDS:-3}"
 CONNECTIONS="${CONNECTIONS:-16}"
 SERVER_CPU="${SERVER_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
@@ -81,18 +82,34 @@ redis_calls() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
-declare -A RPS P99 REQ NON
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# Rounds interleave the modes, so a slow spell of the machine hits them all alike; each
+# figure is the median of its rounds.
+declare -A RPS P99 NON
+for round in $(seq "$ROUNDS"); do
+  for mode in bare memory redis nocache; do
+    start "$mode"
+    # Warm up: the first request for a token pays the RSA verify (and a Redis round trip).
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d1s -H "Authorization: Bearer $ACCESS_TOKEN" "http://$ADDR/me" >/dev/null
+    before="$(redis_calls)"
+    read -r req rps p99 non < <(load -H "Authorization: Bearer $ACCESS_TOKEN" "http://$ADDR/me")
+    after="$(redis_calls)"
+    RPS[$mode]+="$rps "
+    P99[$mode]+="$p99 "
+    NON[$mode]=$(( ${NON[$mode]:-0} + non ))
+    if [ "$mode" = redis ]; then
+      REDIS_CALLS=$(( ${REDIS_CALLS:-0} + after - before ))
+      REDIS_REQUESTS=$(( ${REDIS_REQUESTS:-0} + req ))
+    fi
+    stop
+  done
+done
+REDIS_PER_REQUEST="$(awk -v c="$REDIS_CALLS" -v r="$REDIS_REQUESTS" 'BEGIN { printf "%.4f", c / r }')"
+declare -A MEDIAN_RPS MEDIAN_P99
 for mode in bare memory redis nocache; do
-  start "$mode"
-  # Warm up: the first request for a token pays the RSA verify (and a Redis round trip).
-  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d1s -H "Authorization: Bearer $ACCESS_TOKEN" "http://$ADDR/me" >/dev/null
-  before="$(redis_calls)"
-  read -r REQ[$mode] RPS[$mode] P99[$mode] NON[$mode] < <(load -H "Authorization: Bearer $ACCESS_TOKEN" "http://$ADDR/me")
-  after="$(redis_calls)"
-  if [ "$mode" = redis ]; then
-    REDIS_PER_REQUEST="$(awk -v c=$((after - before)) -v r="${REQ[redis]}" 'BEGIN { printf "%.4f", c / r }')"
-  fi
-  stop
+  MEDIAN_RPS[$mode]="$(echo "${RPS[$mode]}" | median)"
+  MEDIAN_P99[$mode]="$(echo "${P99[$mode]}" | median)"
 done
 
 # Reads under a write-heavy mix: /me while logins and logouts hit the same memory store.
@@ -106,6 +123,21 @@ CHURN_RPS="$(sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p' "$WORK/churn.log")"
 CHURN_NON="$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\)/\1/p' "$WORK/churn.log")"
 stop
 
+# Cached valid traffic under a flood of forged tokens (each costs an RSA verify and fails):
+# distinct forgeries, which could only hurt by evicting valid tokens from the cache, against
+# one forgery repeated, which costs the same CPU and evicts nothing.
+flood() {
+  start memory
+  FORGED="$1" taskset -c "$LOAD_CPU" wrk -t1 -c4 -d"$((DURATION + 2))s" -s bench/forged.lua "http://$ADDR/me" >"$WORK/flood-$1.log" &
+  local flood_pid=$!
+  sleep 1
+  load -H "Authorization: Bearer $ACCESS_TOKEN" "http://$ADDR/me"
+  wait "$flood_pid" || true
+  stop
+}
+read -r _ FLOOD_SAME_RPS _ _ < <(flood same)
+read -r _ FLOOD_DISTINCT_RPS _ _ < <(flood distinct)
+
 start redis
 read -r LOGIN_REQ LOGIN_RPS LOGIN_P99 LOGIN_NON < <(load -s bench/login.lua "http://$ADDR/auth/login")
 stop
@@ -113,14 +145,17 @@ start redis
 read -r REFRESH_REQ REFRESH_RPS REFRESH_P99 REFRESH_NON < <(load -s bench/refresh.lua "http://$ADDR/auth/refresh")
 stop
 
-printf '\nSame token on every request, wrk -t1 -c%s, %ss each, server on CPU %s, wrk on CPU %s\n\n' \
-  "$CONNECTIONS" "$DURATION" "$SERVER_CPU" "$LOAD_CPU"
-printf '| server | requests/s | ratio to bare | p99 (ms) | non-2xx |\n|---|---|---|---|---|\n'
+printf '\nSame token on every request, wrk -t1 -c%s, %s rounds of %ss per server (medians), server on CPU %s, wrk on CPU %s\n\n' \
+  "$CONNECTIONS" "$ROUNDS" "$DURATION" "$SERVER_CPU" "$LOAD_CPU"
+printf '| server | requests/s | ratio to bare | p99 (ms) | non-2xx | rounds (req/s) |\n|---|---|---|---|---|---|\n'
 for mode in bare memory redis nocache; do
-  printf '| %s | %s | %s | %s | %s |\n' "$mode" "${RPS[$mode]}" "$(ratio "${RPS[$mode]}" "${RPS[bare]}")" "${P99[$mode]}" "${NON[$mode]}"
+  printf '| %s | %s | %s | %s | %s | %s|\n' "$mode" "${MEDIAN_RPS[$mode]}" \
+    "$(ratio "${MEDIAN_RPS[$mode]}" "${MEDIAN_RPS[bare]}")" "${MEDIAN_P99[$mode]}" "${NON[$mode]}" "${RPS[$mode]}"
 done
 printf '\nMemory store, /me under a write-heavy mix (login + logout at %s/s alongside, non-2xx %s): %s req/s, p99 %s ms\n' \
   "$CHURN_RPS" "${CHURN_NON:-0}" "$MIX_RPS" "$MIX_P99"
+printf 'Valid cached /me under a flood of forged tokens: %s req/s with distinct forgeries, %s with one forgery repeated: ratio %s\n' \
+  "$FLOOD_DISTINCT_RPS" "$FLOOD_SAME_RPS" "$(ratio "$FLOOD_DISTINCT_RPS" "$FLOOD_SAME_RPS")"
 printf '\nRedis commands per /me request (repeated token): %s\n' "$REDIS_PER_REQUEST"
 printf 'Redis: login %s/s (p99 %s ms, non-2xx %s), refresh %s/s (p99 %s ms, non-2xx %s)\n' \
   "$LOGIN_RPS" "$LOGIN_P99" "$LOGIN_NON" "$REFRESH_RPS" "$REFRESH_P99" "$REFRESH_NON"

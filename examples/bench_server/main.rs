@@ -3,7 +3,7 @@
 //!
 //! `MODE`: `bare` (no layer), `memory`, `redis` (needs `REDIS_URL`), `nocache` (memory store,
 //! verified-token cache off). `BIND` (default 127.0.0.1:0). Prints `ACCESS_TOKEN=…`,
-//! `REFRESH_TOKENS=…` (16, comma-separated) and then `listening on <addr>`.
+//! `REFRESH_TOKENS=…` (64, comma-separated) and then `listening on <addr>`.
 
 use std::error::Error;
 use std::io::Write;
@@ -79,9 +79,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         );
 
     let access = sessions.login("alice").await?.access.token;
+    // More sessions than connections, so the refresh script always has a token to spare.
     let mut refresh = Vec::new();
-    for _ in 0..16 {
-        refresh.push(sessions.login("bob").await?.refresh_token);
+    for i in 0..64 {
+        refresh.push(sessions.login(&format!("bob-{}", i % 4)).await?.refresh_token);
     }
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     let mut out = std::io::stdout().lock();

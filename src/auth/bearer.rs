@@ -7,6 +7,13 @@ use crate::error::{AuthError, InvalidRequest};
 
 /// The bearer token of a request: `Ok(None)` when none was sent.
 pub(crate) fn bearer_token<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<Option<&'a str>, AuthError> {
+    bearer_bytes(headers, uri)?.map(token_text).transpose()
+}
+
+/// The bearer token's bytes, its syntax not yet checked: a token already verified (the
+/// cache compares exact bytes) needs no second look, so the middleware checks only what it
+/// must verify ([`token_text`]).
+pub(crate) fn bearer_bytes<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<Option<&'a [u8]>, AuthError> {
     if uri.query().is_some_and(query_has_token) {
         return Err(AuthError::InvalidRequest(InvalidRequest::TokenInQuery));
     }
@@ -19,21 +26,47 @@ pub(crate) fn bearer_token<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<Opti
             InvalidRequest::MultipleAuthorizationHeaders,
         ));
     }
-    let value = value
-        .to_str()
-        .map_err(|_| AuthError::InvalidRequest(InvalidRequest::MalformedAuthorizationHeader))?;
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        // Another scheme (Basic, …) carries no bearer credentials: challenge for one.
-        return Ok(None);
+    let value = value.as_bytes();
+    let (scheme, rest) = match value.iter().position(|&b| b == b' ') {
+        Some(i) => (&value[..i], &value[i + 1..]),
+        None => (value, &b""[..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        // Another scheme (Basic, …) carries no bearer credentials: challenge for one, unless
+        // the header is not even visible ASCII.
+        return if value
+            .iter()
+            .all(|&b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+        {
+            Ok(None)
+        } else {
+            Err(malformed())
+        };
     }
-    let token = rest.trim_matches(' ');
-    if token.is_empty() || token.contains(' ') {
-        return Err(AuthError::InvalidRequest(
-            InvalidRequest::MalformedAuthorizationHeader,
-        ));
+    Ok(Some(trim_spaces(rest)))
+}
+
+/// The token as text: non-empty visible ASCII without spaces (RFC 6750 `b64token` is
+/// narrower still; the verifier checks that).
+pub(crate) fn token_text(token: &[u8]) -> Result<&str, AuthError> {
+    if token.is_empty() || !token.iter().all(u8::is_ascii_graphic) {
+        return Err(malformed());
     }
-    Ok(Some(token))
+    std::str::from_utf8(token).map_err(|_| malformed())
+}
+
+fn malformed() -> AuthError {
+    AuthError::InvalidRequest(InvalidRequest::MalformedAuthorizationHeader)
+}
+
+fn trim_spaces(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' '] = bytes {
+        bytes = rest;
+    }
+    bytes
 }
 
 fn query_has_token(query: &str) -> bool {

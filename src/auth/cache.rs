@@ -30,7 +30,7 @@ impl<C> Verified<C> {
 
 /// A bounded map from token to its verified claims; capacity 0 keeps nothing.
 pub(crate) struct TokenCache<C> {
-    cache: Option<quick_cache::sync::Cache<Box<str>, Arc<Verified<C>>>>,
+    cache: Option<quick_cache::sync::Cache<Box<[u8]>, Arc<Verified<C>>>>,
 }
 
 impl<C> TokenCache<C> {
@@ -44,7 +44,7 @@ impl<C> TokenCache<C> {
     /// longer valid yet), with the error the verifier would give.
     pub(crate) fn get(
         &self,
-        token: &str,
+        token: &[u8],
         now: u64,
         leeway: u64,
     ) -> Option<Result<Arc<Verified<C>>, InvalidToken>> {
@@ -61,7 +61,7 @@ impl<C> TokenCache<C> {
     }
 
     /// Keeps a token that passed every rule.
-    pub(crate) fn insert(&self, token: &str, verified: Verified<C>) -> Arc<Verified<C>> {
+    pub(crate) fn insert(&self, token: &[u8], verified: Verified<C>) -> Arc<Verified<C>> {
         let verified = Arc::new(verified);
         if let Some(cache) = &self.cache {
             cache.insert(token.into(), verified.clone());
@@ -69,7 +69,7 @@ impl<C> TokenCache<C> {
         verified
     }
 
-    fn remove(&self, token: &str) {
+    fn remove(&self, token: &[u8]) {
         if let Some(cache) = &self.cache {
             cache.remove(token);
         }
@@ -104,30 +104,30 @@ mod tests {
     #[test]
     fn hits_recheck_the_clock() {
         let cache = TokenCache::new(8);
-        cache.insert("t", Verified::new(claims(200, Some(150))));
-        assert!(cache.get("t", 160, 0).unwrap().is_ok());
+        cache.insert(b"t", Verified::new(claims(200, Some(150))));
+        assert!(cache.get(b"t", 160, 0).unwrap().is_ok());
         assert_eq!(
-            cache.get("t", 140, 0).unwrap().err(),
+            cache.get(b"t", 140, 0).unwrap().err(),
             Some(InvalidToken::NotYetValid)
         );
-        assert!(cache.get("t", 140, 10).unwrap().is_ok(), "with leeway");
-        assert_eq!(cache.get("t", 205, 10).unwrap().err(), None, "within leeway");
+        assert!(cache.get(b"t", 140, 10).unwrap().is_ok(), "with leeway");
+        assert_eq!(cache.get(b"t", 205, 10).unwrap().err(), None, "within leeway");
         assert_eq!(
-            cache.get("t", 210, 10).unwrap().err(),
+            cache.get(b"t", 210, 10).unwrap().err(),
             Some(InvalidToken::Expired)
         );
-        assert!(cache.get("t", 160, 0).is_none(), "an expired token is dropped");
-        assert!(cache.get("other", 160, 0).is_none());
+        assert!(cache.get(b"t", 160, 0).is_none(), "an expired token is dropped");
+        assert!(cache.get(b"other", 160, 0).is_none());
     }
 
     #[test]
     fn zero_capacity_keeps_nothing_and_the_cache_is_bounded() {
         let off = TokenCache::new(0);
-        off.insert("t", Verified::new(claims(200, None)));
-        assert!(off.get("t", 150, 0).is_none());
+        off.insert(b"t", Verified::new(claims(200, None)));
+        assert!(off.get(b"t", 150, 0).is_none());
         let small = TokenCache::new(100);
         for i in 0..10_000 {
-            small.insert(&format!("t{i}"), Verified::new(claims(200, None)));
+            small.insert(format!("t{i}").as_bytes(), Verified::new(claims(200, None)));
         }
         assert!(small.len() <= 110, "{}", small.len());
     }

@@ -9,7 +9,7 @@ use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
-use super::bearer::bearer_token;
+use super::bearer::{bearer_bytes, token_text};
 use super::body::AuthBody;
 use super::cache::{TokenCache, Verified};
 use super::future::{CheckFuture, ResponseFuture};
@@ -106,7 +106,7 @@ where
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
         let settings = &self.settings;
         // 1. The bearer token (RFC 6750 §2.1 only).
-        let token = match bearer_token(req.headers(), req.uri()) {
+        let token = match bearer_bytes(req.headers(), req.uri()) {
             Ok(Some(token)) => token,
             Ok(None) if settings.optional => return ResponseFuture::inner(self.inner.call(req)),
             Ok(None) => return self.reject(AuthError::MissingToken, &req),
@@ -118,10 +118,16 @@ where
         let verified = match self.cache.get(token, now, settings.validation.leeway_secs()) {
             Some(Ok(hit)) => hit,
             Some(Err(e)) => return self.reject(e.into(), &req),
-            None => match settings.validation.verify::<C>(token, now) {
-                Ok(claims) => self.cache.insert(token, Verified::new(claims)),
-                Err(e) => return self.reject(e.into(), &req),
-            },
+            None => {
+                let text = match token_text(token) {
+                    Ok(text) => text,
+                    Err(e) => return self.reject(e, &req),
+                };
+                match settings.validation.verify::<C>(text, now) {
+                    Ok(claims) => self.cache.insert(token, Verified::new(claims)),
+                    Err(e) => return self.reject(e.into(), &req),
+                }
+            }
         };
         // 3. Revocation: answered at once when the store can, else asked below.
         if let Some(status) = settings.revocations.check_local(token_ref(&verified.claims)) {
