@@ -48,11 +48,17 @@
 //! - `redis`: the Redis store, through [`fred`](https://docs.rs/fred) (re-exported).
 //! - `redis-tls`: `rediss://` URLs for the Redis store (rustls).
 //! - `axum`: extractors for the verified [`Claims`] and [`Subject`].
+//! - `client`: the client side: a tower layer that keeps any HTTP or gRPC client signed in
+//!   (`client::AuthClientLayer`), its token manager and HTTP transport.
+//! - `reqwest`: the same for reqwest, as `reqwest-middleware` middleware.
+//! - `tonic`: lets the client layer wrap a tonic `Channel`.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod auth;
 mod b64;
 mod claims;
+#[cfg(feature = "client")]
+pub mod client;
 mod clock;
 mod endpoints;
 mod error;
