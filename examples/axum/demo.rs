@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,9 @@ fn password_ok(username: &str, password: &str) -> bool {
     })
 }
 
+/// The browser page: plain HTML and JS, no build step (see its source).
+const PAGE: &str = include_str!("page.html");
+
 /// What the handlers share.
 #[derive(Clone)]
 pub(crate) struct Demo {
@@ -65,6 +68,7 @@ pub(crate) fn router(sessions: Sessions) -> Router {
         .route_layer(sessions.auth_layer().claims::<AppClaims>());
 
     Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
         .route("/health", get(|| async { "ok" }))
         .route("/auth/login", post(login))
         .route_service("/auth/refresh", state.endpoints.refresh())

@@ -43,6 +43,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(settings.bind).await?;
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}");
+    println!("open http://{addr}/ in a browser for the sign-in page (alice / wonderland)");
     println!("try: curl -s -X POST http://{addr}/auth/login -H 'content-type: application/json' -d '{{\"username\":\"alice\",\"password\":\"wonderland\"}}'");
     axum::serve(listener, demo::router(sessions))
         .with_graceful_shutdown(async {
