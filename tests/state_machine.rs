@@ -206,7 +206,11 @@ fn now_secs() -> u64 {
 
 fn user() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("model-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "model-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// `iat` of an access token a grant allows, as `Sessions` mints it.
@@ -240,14 +244,21 @@ async fn run(store: &Store, grace: Grace, ops: &[Op]) -> Result<(), String> {
     for (step, op) in ops.iter().enumerate() {
         let at = format!("step {step} ({op:?})");
         match *op {
-            Op::Login { short_idle, short_absolute } => {
+            Op::Login {
+                short_idle,
+                short_absolute,
+            } => {
                 let sid = format!("s{}", model.sessions.len());
                 let asked = now_secs();
                 let grant = store
                     .create_session(NewSession {
                         sub: &sub,
                         sid: &sid,
-                        absolute: if short_absolute { SHORT_ABSOLUTE } else { Duration::from_secs(3600) },
+                        absolute: if short_absolute {
+                            SHORT_ABSOLUTE
+                        } else {
+                            Duration::from_secs(3600)
+                        },
                         idle: short_idle.then_some(SHORT_IDLE),
                         max_per_user: 1000,
                     })
@@ -284,10 +295,15 @@ async fn run(store: &Store, grace: Grace, ops: &[Op]) -> Result<(), String> {
                 };
                 let sid = model.sessions[i].sid.clone();
                 let asked = now_secs();
-                let got = store.rotate(rotation(&sub, &sid, g, grace)).await.map_err(|e| format!("{at}: {e}"))?;
+                let got = store
+                    .rotate(rotation(&sub, &sid, g, grace))
+                    .await
+                    .map_err(|e| format!("{at}: {e}"))?;
                 let expected = model.rotate(i, g);
                 if out(&got) != expected {
-                    return Err(format!("{at}: store {got:?}, model {expected:?}; model {model:?}"));
+                    return Err(format!(
+                        "{at}: store {got:?}, model {expected:?}; model {model:?}"
+                    ));
                 }
                 if let RotateOutcome::Rotated(grant) | RotateOutcome::Grace(grant) = &got {
                     model.sessions[i].iat = iat(asked, grant);

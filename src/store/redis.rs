@@ -88,6 +88,7 @@ pub struct RedisStore<C = Pool> {
     prefix: Arc<str>,
     scripts: Arc<Scripts>,
     mirror: Option<Arc<Mirror>>,
+    replication: Option<Arc<Replication>>,
 }
 
 impl<C: Clone> Clone for RedisStore<C> {
@@ -97,6 +98,7 @@ impl<C: Clone> Clone for RedisStore<C> {
             prefix: self.prefix.clone(),
             scripts: self.scripts.clone(),
             mirror: self.mirror.clone(),
+            replication: self.replication.clone(),
         }
     }
 }
@@ -214,6 +216,28 @@ impl RedisStore<Pool> {
     }
 }
 
+impl RedisStore<Pool> {
+    /// Acknowledges a revocation (logout, logout everywhere, session revoke, reuse
+    /// detection) only once `replicas` replicas hold it (`WAIT replicas timeout`); past
+    /// `timeout` the caller gets a store error (503) although the primary has it, and may
+    /// retry (revocations are idempotent).
+    ///
+    /// Why: replication is asynchronous, so a revocation acknowledged by a primary that
+    /// dies before replicating it would come back to life after a Sentinel failover. The
+    /// cost: every revocation waits for a replica's round trip, and revocations fail (503)
+    /// while fewer than `replicas` replicas are connected. Choose `replicas` so that any
+    /// replica Sentinel may promote is among those counted (usually all of them), and keep
+    /// `timeout` under the command timeout. Logins and refreshes do not wait.
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.replication = Some(Arc::new(Replication {
+            client: self.client.next().clone(),
+            replicas: i64::from(replicas),
+            timeout,
+        }));
+        self
+    }
+}
+
 impl<C> RedisStore<C>
 where
     C: KeysInterface + LuaInterface + ClientLike + Clone + Send + Sync + 'static,
@@ -235,6 +259,7 @@ where
             prefix: DEFAULT_PREFIX.into(),
             scripts: Arc::new(scripts),
             mirror: None,
+            replication: None,
         }
     }
 
@@ -334,26 +359,93 @@ where
         k
     }
 
-    /// EVALSHA, falling back to EVAL (which also caches the script) on NOSCRIPT — after a
-    /// restart, a failover or a `SCRIPT FLUSH`.
     async fn run<R: FromValue>(
         &self,
         script: &Script,
         keys: Vec<String>,
         args: Vec<Value>,
     ) -> Result<R, StoreError> {
-        match self
-            .client
-            .evalsha::<R, _, _, _>(script.sha.as_str(), keys.clone(), args.clone())
-            .await
-        {
-            Err(e) if e.details().starts_with("NOSCRIPT") => self
-                .client
-                .eval::<R, _, _, _>(script.lua, keys, args)
-                .await
-                .map_err(store_error),
-            other => other.map_err(store_error),
+        run_on(&self.client, script, keys, args).await
+    }
+
+    /// A script that revokes: with [`RedisStore::wait_for_replicas`], it runs on one
+    /// connection, then `WAIT` on that connection holds the answer until the replicas have it
+    /// (when `must_wait` says the script revoked anything).
+    async fn revoke<R: FromValue>(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<Value>,
+        must_wait: impl FnOnce(&R) -> bool,
+    ) -> Result<R, StoreError> {
+        let Some(replication) = &self.replication else {
+            return self.run(script, keys, args).await;
+        };
+        // Every key of one user hashes to one slot: WAIT goes where the write went.
+        let slot = fred::util::redis_keyslot(keys[0].as_bytes());
+        let answer: R = run_on(&replication.client, script, keys, args).await?;
+        if must_wait(&answer) {
+            replication.wait(slot).await?;
         }
+        Ok(answer)
+    }
+}
+
+/// EVALSHA, falling back to EVAL (which also caches the script) on NOSCRIPT — after a
+/// restart, a failover or a `SCRIPT FLUSH`.
+async fn run_on<C, R>(
+    client: &C,
+    script: &Script,
+    keys: Vec<String>,
+    args: Vec<Value>,
+) -> Result<R, StoreError>
+where
+    C: LuaInterface + Send + Sync,
+    R: FromValue,
+{
+    match client
+        .evalsha::<R, _, _, _>(script.sha.as_str(), keys.clone(), args.clone())
+        .await
+    {
+        Err(e) if e.details().starts_with("NOSCRIPT") => client
+            .eval::<R, _, _, _>(script.lua, keys, args)
+            .await
+            .map_err(store_error),
+        other => other.map_err(store_error),
+    }
+}
+
+/// Revocations acknowledged only once `replicas` replicas hold them.
+struct Replication {
+    /// One connection (per node): `WAIT` counts the writes made on its own connection.
+    client: Client,
+    replicas: i64,
+    timeout: Duration,
+}
+
+impl Replication {
+    async fn wait(&self, slot: u16) -> Result<(), StoreError> {
+        let command = CustomCommand::new("WAIT", ClusterHash::Custom(slot), true);
+        let options = fred::types::config::Options {
+            timeout: Some(self.timeout + Duration::from_secs(1)),
+            ..Default::default()
+        };
+        let acked: i64 = self
+            .client
+            .with_options(&options)
+            .custom(command, vec![Value::Integer(self.replicas), int(self.timeout)])
+            .await
+            .map_err(store_error)?;
+        if acked < self.replicas {
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                format!(
+                    "redis: the revocation reached {acked} of {} replicas within {:?}",
+                    self.replicas, self.timeout
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -510,8 +602,15 @@ where
         Box::pin(async move {
             // A replay revokes the session (and may raise the not-before).
             let _forget = self.forget_when_done(r.sub, None, Some(r.sid));
-            let (code, generation, session_end_ms, not_before): (i64, u64, u64, u64) =
-                self.run(&self.scripts.rotate, keys, args).await?;
+            // Only a replay (code 12) revokes, and waits for the replicas.
+            let (code, generation, session_end_ms, not_before): (i64, u64, u64, u64) = self
+                .revoke(
+                    &self.scripts.rotate,
+                    keys,
+                    args,
+                    |answer: &(i64, u64, u64, u64)| answer.0 == 12,
+                )
+                .await?;
             let grant = Grant {
                 generation,
                 session_end_ms,
@@ -552,7 +651,9 @@ where
                 return Ok(()); // already expired: nothing to remember
             }
             let _forget = self.forget_when_done(sub, Some(jti), None);
-            self.run::<i64>(&self.scripts.deny, keys, args).await.map(drop)
+            self.revoke::<i64>(&self.scripts.deny, keys, args, |_| true)
+                .await
+                .map(drop)
         })
     }
 
@@ -574,7 +675,7 @@ where
         args.push(Value::from(format!("s:{sid}")));
         Box::pin(async move {
             let _forget = self.forget_when_done(sub, None, Some(sid));
-            let revoked: i64 = self.run(&self.scripts.revoke, keys, args).await?;
+            let revoked: i64 = self.revoke(&self.scripts.revoke, keys, args, |_| true).await?;
             Ok(revoked == 1)
         })
     }
@@ -592,7 +693,9 @@ where
         });
         Box::pin(async move {
             let _forget = self.forget_when_done(sub, None, None);
-            let _nbf: i64 = self.run(&self.scripts.revoke_all, keys, args).await?;
+            let _nbf: i64 = self
+                .revoke(&self.scripts.revoke_all, keys, args, |_| true)
+                .await?;
             Ok(())
         })
     }

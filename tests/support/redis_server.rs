@@ -300,3 +300,136 @@ impl Drop for RedisCluster {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A primary, one replica and three Sentinels (`redis-server --sentinel`) monitoring them
+/// as `tja`, all on free loopback ports.
+pub(crate) struct RedisSentinel {
+    primary: Option<(u16, Child)>,
+    replica: (u16, Child),
+    sentinels: Vec<(u16, Child)>,
+    dir: PathBuf,
+}
+
+impl RedisSentinel {
+    /// Starts everything and waits until the replica is in sync and the Sentinels agree.
+    pub(crate) fn start() -> Option<RedisSentinel> {
+        let binary = redis_server_binary()?;
+        let dir = temp_dir("sentinel");
+        let (p, r) = (free_port(), free_port());
+        std::fs::create_dir_all(dir.join("p")).unwrap();
+        std::fs::create_dir_all(dir.join("r")).unwrap();
+        let primary = spawn(&binary, p, &dir.join("p"), &["--appendonly", "no"]);
+        let replica = spawn(
+            &binary,
+            r,
+            &dir.join("r"),
+            &["--appendonly", "no", "--replicaof", "127.0.0.1", &p.to_string()],
+        );
+        wait_until("the replica in sync", Duration::from_secs(20), || {
+            cli(r, &["INFO", "replication"]).contains("master_link_status:up")
+        });
+        let mut sentinels = Vec::new();
+        for i in 0..3 {
+            let port = free_port();
+            let conf = dir.join(format!("sentinel-{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {}\n\
+                     sentinel monitor tja 127.0.0.1 {p} 2\n\
+                     sentinel down-after-milliseconds tja 1000\n\
+                     sentinel failover-timeout tja 5000\n\
+                     sentinel parallel-syncs tja 1\n",
+                    dir.display()
+                ),
+            )
+            .unwrap();
+            let child = Command::new(&binary)
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start redis-server --sentinel");
+            wait_until(&format!("sentinel on {port}"), Duration::from_secs(10), || {
+                TcpStream::connect(("127.0.0.1", port)).is_ok() && cli(port, &["PING"]).trim() == "PONG"
+            });
+            sentinels.push((port, child));
+        }
+        let setup = RedisSentinel {
+            primary: Some((p, primary)),
+            replica: (r, replica),
+            sentinels,
+            dir,
+        };
+        wait_until(
+            "the sentinels to see each other and the replica",
+            Duration::from_secs(30),
+            || {
+                let master = cli(setup.sentinels[0].0, &["SENTINEL", "MASTER", "tja"]);
+                let field = |name: &str| {
+                    let lines: Vec<&str> = master.lines().collect();
+                    lines
+                        .iter()
+                        .position(|l| l.trim() == name)
+                        .and_then(|i| lines.get(i + 1))
+                        .map(|v| v.trim().to_owned())
+                };
+                field("num-other-sentinels").as_deref() == Some("2")
+                    && field("num-slaves").as_deref() == Some("1")
+            },
+        );
+        Some(setup)
+    }
+
+    /// `redis-sentinel://…` naming the three Sentinels and the service.
+    pub(crate) fn url(&self) -> String {
+        let mut url = format!("redis-sentinel://127.0.0.1:{}", self.sentinels[0].0);
+        for (i, (port, _)) in self.sentinels.iter().enumerate().skip(1) {
+            url.push(if i == 1 { '?' } else { '&' });
+            url.push_str(&format!("node=127.0.0.1:{port}"));
+        }
+        url.push_str("&sentinelServiceName=tja");
+        url
+    }
+
+    /// The port Sentinel currently names as the primary.
+    pub(crate) fn primary_port(&self) -> Option<u16> {
+        cli(
+            self.sentinels[0].0,
+            &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "tja"],
+        )
+        .lines()
+        .nth(1)
+        .and_then(|p| p.trim().parse().ok())
+    }
+
+    /// The replica's port.
+    pub(crate) fn replica_port(&self) -> u16 {
+        self.replica.0
+    }
+
+    /// Kills the primary (SIGKILL: nothing more is replicated or saved).
+    pub(crate) fn kill_primary(&mut self) {
+        if let Some((_, mut child)) = self.primary.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        self.kill_primary();
+        for (_, child) in self
+            .sentinels
+            .iter_mut()
+            .chain(std::iter::once(&mut self.replica))
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
