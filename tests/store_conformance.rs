@@ -536,7 +536,32 @@ fn mirrored(store: RedisStore, mirror: bool) -> Store {
     }
 }
 
+/// Over TLS (`rediss://`, feature `redis-tls`), trusting the test's throwaway CA.
+async fn redis_tls() -> Option<Store> {
+    let server = redis_server::RedisServer::shared_tls()?;
+    let tls = trusting(server.ca_der());
+    let store = RedisStore::connect_tls(&server.tls_url(), Duration::from_secs(1), tls)
+        .await
+        .unwrap();
+    Some(store.into())
+}
+
+/// A TLS connector trusting only the CA `ca_der`.
+fn trusting(ca_der: &[u8]) -> tower_jwt_auth::fred::types::config::TlsConnector {
+    use tower_jwt_auth::fred::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca_der.to_vec().into()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.into()
+}
+
 store_tests!(memory, memory());
+store_tests!(redis_tls, redis_tls());
 store_tests!(redis_node, redis_node(true));
 store_tests!(redis_node_unmirrored, redis_node(false));
 store_tests!(redis_cluster, redis_cluster(true));
@@ -658,4 +683,32 @@ async fn one_account_stays_bounded(server: &redis_server::RedisServer, store: St
         let status = check(&store, &sub, sid, &t.jti, t.issued_at).await;
         assert_ne!(status, TokenStatus::Active, "a revocation was lost");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_tls_with_a_wrong_ca_is_refused() {
+    let Some(server) = redis_server::RedisServer::shared_tls() else {
+        return;
+    };
+    // Another throwaway CA: the server's certificate does not chain to it.
+    let other = tempdir_for_certs();
+    let wrong = trusting(&other);
+    let err = RedisStore::connect_tls(&server.tls_url(), Duration::from_secs(2), wrong)
+        .await
+        .unwrap_err();
+    let text = err.to_string().to_lowercase();
+    assert!(text.contains("certificate"), "a clear error: {text}");
+    // Plain `redis://` against the TLS port fails too rather than speaking in clear.
+    let plain = server.tls_url().replacen("rediss://", "redis://", 1);
+    assert!(RedisStore::connect_with(&plain, Duration::from_secs(2))
+        .await
+        .is_err());
+}
+
+/// The DER of a CA made for nothing.
+fn tempdir_for_certs() -> Vec<u8> {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.self_signed(&key).unwrap().der().to_vec()
 }

@@ -172,7 +172,28 @@ impl RedisStore<Pool> {
     /// in clear, sending the password and trusting whatever answers the revocation check.
     pub async fn connect_with(url: &str, timeout: Duration) -> Result<Self, StoreError> {
         check_tls_support(url, cfg!(feature = "redis-tls"))?;
+        Self::connect_config(Config::from_url(url).map_err(store_error)?, timeout).await
+    }
+
+    /// [`RedisStore::connect_with`] over TLS with your own settings (feature `redis-tls`):
+    /// a private CA, client certificates. `tls` is typically a `fred::rustls::ClientConfig`
+    /// turned into a connector (`TlsConnector::from(client_config)`); the URL's host is the
+    /// name the server's certificate must carry.
+    ///
+    /// A server whose certificate does not chain to the configured roots is refused: the
+    /// connection fails with the TLS error.
+    #[cfg(feature = "redis-tls")]
+    pub async fn connect_tls(
+        url: &str,
+        timeout: Duration,
+        tls: fred::types::config::TlsConnector,
+    ) -> Result<Self, StoreError> {
         let mut config = Config::from_url(url).map_err(store_error)?;
+        config.tls = Some(tls.into());
+        Self::connect_config(config, timeout).await
+    }
+
+    async fn connect_config(mut config: Config, timeout: Duration) -> Result<Self, StoreError> {
         config.fail_fast = true;
         let pool = Builder::from_config(config)
             .with_connection_config(|c| {

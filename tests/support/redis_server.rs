@@ -116,6 +116,27 @@ pub(crate) struct RedisServer {
     dir: PathBuf,
     persistent: bool,
     child: Option<Child>,
+    /// With TLS: its port, and the CA (DER) that signed its certificate.
+    tls: Option<(u16, Vec<u8>)>,
+}
+
+/// A throwaway CA and a certificate for 127.0.0.1 it signed, written as PEM files into
+/// `dir`; the CA's DER.
+fn make_certs(dir: &Path) -> Vec<u8> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+    ca.der().to_vec()
 }
 
 impl RedisServer {
@@ -139,31 +160,93 @@ impl RedisServer {
             .as_ref()
     }
 
+    /// [`RedisServer::start_tls`], shared like [`RedisServer::shared`].
+    pub(crate) fn shared_tls() -> Option<&'static RedisServer> {
+        static SHARED: std::sync::OnceLock<Option<RedisServer>> = std::sync::OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                let server = Self::start_tls()?;
+                if let Some(child) = &server.child {
+                    kill_when_we_exit(child.id());
+                }
+                Some(server)
+            })
+            .as_ref()
+    }
+
     /// A server with an fsync-always append-only file, so a restart keeps everything.
     pub(crate) fn start_persistent() -> Option<RedisServer> {
         Self::launch(true)
     }
 
-    fn launch(persistent: bool) -> Option<RedisServer> {
-        let binary = redis_server_binary()?;
-        let mut server = RedisServer {
-            binary,
-            port: free_port(),
-            dir: temp_dir("node"),
-            persistent,
-            child: None,
-        };
+    /// A server that also speaks TLS on a port of its own, with a certificate for 127.0.0.1
+    /// from a throwaway CA made here ([`RedisServer::tls_url`], [`RedisServer::ca_der`]).
+    pub(crate) fn start_tls() -> Option<RedisServer> {
+        let mut server = Self::new(false)?;
+        let ca = make_certs(&server.dir);
+        server.tls = Some((free_port(), ca));
         server.boot();
         Some(server)
     }
 
+    fn launch(persistent: bool) -> Option<RedisServer> {
+        let mut server = Self::new(persistent)?;
+        server.boot();
+        Some(server)
+    }
+
+    fn new(persistent: bool) -> Option<RedisServer> {
+        Some(RedisServer {
+            binary: redis_server_binary()?,
+            port: free_port(),
+            dir: temp_dir("node"),
+            persistent,
+            child: None,
+            tls: None,
+        })
+    }
+
     fn boot(&mut self) {
-        let aof: &[&str] = if self.persistent {
-            &["--appendonly", "yes", "--appendfsync", "always"]
+        let mut args: Vec<String> = if self.persistent {
+            vec![
+                "--appendonly".into(),
+                "yes".into(),
+                "--appendfsync".into(),
+                "always".into(),
+            ]
         } else {
-            &["--appendonly", "no"]
+            vec!["--appendonly".into(), "no".into()]
         };
-        self.child = Some(spawn(&self.binary, self.port, &self.dir, aof));
+        if let Some((tls_port, _)) = &self.tls {
+            let file = |name: &str| self.dir.join(name).display().to_string();
+            args.extend([
+                "--tls-port".into(),
+                tls_port.to_string(),
+                "--tls-cert-file".into(),
+                file("server.pem"),
+                "--tls-key-file".into(),
+                file("server.key"),
+                "--tls-ca-cert-file".into(),
+                file("ca.pem"),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.child = Some(spawn(&self.binary, self.port, &self.dir, &args));
+    }
+
+    /// `rediss://127.0.0.1:<tls port>` (a server from [`RedisServer::start_tls`]).
+    pub(crate) fn tls_url(&self) -> String {
+        format!(
+            "rediss://127.0.0.1:{}",
+            self.tls.as_ref().expect("a TLS server").0
+        )
+    }
+
+    /// The DER of the CA that signed the TLS certificate.
+    pub(crate) fn ca_der(&self) -> &[u8] {
+        &self.tls.as_ref().expect("a TLS server").1
     }
 
     /// `redis://127.0.0.1:<port>`.
