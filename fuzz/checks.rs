@@ -65,7 +65,7 @@ fn now() -> u64 {
 }
 
 /// Any bytes as a token: never a panic, never an acceptance (nothing but our key signs).
-pub fn verify(data: &[u8]) {
+pub(crate) fn verify(data: &[u8]) {
     let f = fixture();
     if let Ok(text) = std::str::from_utf8(data) {
         let accepted = f.validation.verify::<NoClaims>(text, now()).is_ok();
@@ -78,7 +78,7 @@ pub fn verify(data: &[u8]) {
 
 /// A valid token, mutated by `data` (3-byte steps: replace, delete or insert one byte):
 /// accepted only if the result is the exact signed bytes.
-pub fn verify_mutated(data: &[u8]) {
+pub(crate) fn verify_mutated(data: &[u8]) {
     let f = fixture();
     let mut token = f.token.clone().into_bytes();
     for step in data.chunks(3) {
@@ -109,7 +109,7 @@ async fn ok(_: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible
 
 /// Any `Authorization` header (before a 0 byte) and query (after it) through the layer:
 /// 200 only for the valid token, otherwise 400 or 401, never a panic or a 5xx.
-pub fn bearer(data: &[u8]) {
+pub(crate) fn bearer(data: &[u8]) {
     let f = fixture();
     let (header, query) = match data.iter().position(|&b| b == 0) {
         Some(i) => (&data[..i], Some(&data[i + 1..])),
@@ -143,7 +143,7 @@ pub fn bearer(data: &[u8]) {
 
 /// Any string as a refresh token: refused as `invalid_grant` before the store (only our
 /// secret makes a MAC), never a panic.
-pub fn refresh_token(data: &[u8]) {
+pub(crate) fn refresh_token(data: &[u8]) {
     let f = fixture();
     let text = String::from_utf8_lossy(data);
     let result = f.runtime.block_on(f.sessions.refresh(&text));
@@ -156,7 +156,7 @@ pub fn refresh_token(data: &[u8]) {
 /// A whole token-endpoint request from `data`: byte 0 the method, byte 1 the endpoint (and
 /// whether a verified subject is present), byte 2 the content type, then header lines up to
 /// an empty line, then the body. Never a panic, never a 5xx.
-pub fn endpoints(data: &[u8]) {
+pub(crate) fn endpoints(data: &[u8]) {
     let f = fixture();
     let [m, e, c, rest @ ..] = data else {
         return;
