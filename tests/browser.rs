@@ -242,9 +242,15 @@ async fn the_demo_page_keeps_a_browser_signed_in() {
     assert!(!cookies.as_str().unwrap().contains("refresh_token"), "{cookies}");
     assert!(js(&browser, "return localStorage.length + sessionStorage.length").await == 0);
 
-    // Wait past the login token's expiry, then act: the page renewed ahead, no error.
+    // Wait past the login token's expiry, then act: exactly one refresh, no error.
     let first = js(&browser, "return access").await;
+    let before = rotations.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        rotations.load(Ordering::SeqCst),
+        before,
+        "an idle page makes no request"
+    );
     browser
         .find(Locator::Id("me-button"))
         .await
@@ -252,9 +258,18 @@ async fn the_demo_page_keeps_a_browser_signed_in() {
         .click()
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let start = Instant::now();
+    while js(&browser, "return access").await == first {
+        assert!(start.elapsed() < Duration::from_secs(5), "never renewed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     no_error(&browser).await;
-    assert_ne!(js(&browser, "return access").await, first, "renewed");
+    assert_eq!(
+        rotations.load(Ordering::SeqCst),
+        before + 1,
+        "exactly one refresh"
+    );
     assert_eq!(
         me_status(&base, first.as_str().unwrap()).await,
         200,
@@ -266,8 +281,7 @@ async fn the_demo_page_keeps_a_browser_signed_in() {
     let page_refreshes = browser
         .execute_async(
             "const done = arguments[arguments.length - 1];
-             clearTimeout(renewTimer);
-             expiresAt = 0;
+             renewAt = 0;
              const before = refreshes;
              Promise.all(Array.from({ length: 20 }, () => api('/me')))
                .then((rs) => done({ refreshes: refreshes - before, ok: rs.every((r) => r.ok) }))

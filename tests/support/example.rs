@@ -289,6 +289,11 @@ impl Example {
         })
     }
 
+    /// The process id (for its RSS).
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Where it listens (always a loopback address).
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
