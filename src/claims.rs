@@ -70,6 +70,7 @@ impl Audience {
 /// know `C` (the logout-all endpoint, a generic handler) can read it. With feature `axum` it
 /// is an extractor.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Subject {
     /// The user (`sub`).
     pub sub: Arc<str>,

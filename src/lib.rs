@@ -52,7 +52,7 @@
 //!   (`client::AuthClientLayer`), its token manager and HTTP transport.
 //! - `reqwest`: the same for reqwest, as `reqwest-middleware` middleware.
 //! - `tonic`: lets the client layer wrap a tonic `Channel`.
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod auth;
 mod b64;

@@ -280,12 +280,19 @@ impl Sessions {
     /// [`Sessions::pair`]), then accepted for as long as the longest-accepting verifier on
     /// this store accepts one, plus a second for `iat`'s rounding.
     fn marks(&self) -> MarkPolicy {
-        let accepted = self.inner.store.acceptance().get();
-        let accepted = accepted.max(self.inner.validation.acceptance());
         MarkPolicy {
-            window: accepted + MAX_NOT_BEFORE_LEAD + Duration::from_secs(1),
+            window: self.accepted() + MAX_NOT_BEFORE_LEAD + Duration::from_secs(1),
             max_per_user: self.inner.policy.max_marks,
         }
+    }
+
+    /// How long after its `iat` a token is accepted by the widest of these sessions' own
+    /// validation and every verifier registered on the store.
+    fn accepted(&self) -> Duration {
+        self.inner
+            .store
+            .accepted()
+            .max(self.inner.validation.acceptance())
     }
 
     /// Starts a session for `sub` (after the application checked the credentials) and
@@ -412,7 +419,15 @@ impl Sessions {
             revoked |= self.within(store.revoke_session(&t.sub, &t.sid, marks)).await?;
         }
         let now = now_secs();
-        let claims = access_token.and_then(|t| self.inner.validation.verify::<NoClaims>(t, now).ok());
+        // A verifier on the store may accept a token longer than our own validation does:
+        // a token one of them still accepts is revoked too.
+        let late = self.accepted().saturating_sub(self.inner.validation.acceptance());
+        let claims = access_token.and_then(|t| {
+            self.inner
+                .validation
+                .verify_late::<NoClaims>(t, now, late.as_secs())
+                .ok()
+        });
         if let Some(claims) = claims {
             let token = TokenRef {
                 sub: &claims.sub,
@@ -428,10 +443,10 @@ impl Sessions {
                     .within(store.revoke_session(&claims.sub, &claims.sid, marks))
                     .await?
                 {
-                    // Accepted while `now < exp + leeway`; a second more covers the rounding.
-                    let leeway = self.inner.validation.leeway_secs();
-                    let left = (claims.exp + leeway + 1).saturating_sub(now);
-                    let ttl = Duration::from_secs(left);
+                    // No verifier accepts it past `iat` + the widest acceptance (which bounds
+                    // `exp + leeway`); a second more covers the rounding.
+                    let until = claims.iat + self.accepted().as_secs() + 1;
+                    let ttl = Duration::from_secs(until.saturating_sub(now));
                     self.within(store.deny_token(&claims.sub, &claims.jti, ttl, marks))
                         .await?;
                 }

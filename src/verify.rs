@@ -103,6 +103,17 @@ impl Validation {
 
     /// Verifies `token` at time `now` (seconds since the Unix epoch).
     pub fn verify<C: DeserializeOwned>(&self, token: &str, now: u64) -> Result<Claims<C>, InvalidToken> {
+        self.verify_late(token, now, 0)
+    }
+
+    /// [`Validation::verify`], accepting a token expired up to `late` seconds longer: for
+    /// revoking a token some other verifier still accepts.
+    pub(crate) fn verify_late<C: DeserializeOwned>(
+        &self,
+        token: &str,
+        now: u64,
+        late: u64,
+    ) -> Result<Claims<C>, InvalidToken> {
         // Rule 1: size before any decoding.
         if token.len() > self.max_token_len {
             return Err(InvalidToken::TooLarge);
@@ -158,7 +169,7 @@ impl Validation {
         if claims.sub.is_empty() || claims.jti.is_empty() || claims.sid.is_empty() {
             return Err(InvalidToken::Claims);
         }
-        self.check_times(claims.iat, claims.exp, claims.nbf, now)?;
+        self.check_times(claims.iat, claims.exp, claims.nbf, now, late)?;
         if let Some(expected) = &self.issuer {
             if claims.iss.as_deref() != Some(expected.as_str()) {
                 return Err(InvalidToken::Issuer);
@@ -177,11 +188,18 @@ impl Validation {
         Ok(claims)
     }
 
-    fn check_times(&self, iat: u64, exp: u64, nbf: Option<u64>, now: u64) -> Result<(), InvalidToken> {
+    fn check_times(
+        &self,
+        iat: u64,
+        exp: u64,
+        nbf: Option<u64>,
+        now: u64,
+        late: u64,
+    ) -> Result<(), InvalidToken> {
         if exp < iat {
             return Err(InvalidToken::Claims);
         }
-        if now >= exp.saturating_add(self.leeway) {
+        if now >= exp.saturating_add(self.leeway).saturating_add(late) {
             return Err(InvalidToken::Expired);
         }
         if nbf.is_some_and(|nbf| nbf > now.saturating_add(self.leeway)) {

@@ -10,7 +10,7 @@ use futures_util::future::BoxFuture;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
-use tower_jwt_auth::reject::RejectBody;
+use tower_jwt_auth::reject::{DefaultRejection, RejectBody};
 use tower_jwt_auth::store::{
     Grant, MarkPolicy, NewSession, RevocationStore, RotateOutcome, Rotation, SessionInfo, SessionStore,
     TokenRef, TokenStatus,
@@ -250,18 +250,25 @@ async fn realm_and_custom_rejection() {
         "Bearer realm=\"api v1\", error=\"invalid_token\", error_description=\"malformed token\""
     );
 
-    // Realm and Retry-After both adjust the default rejection, in any order.
-    let svc = ServiceBuilder::new()
-        .layer(
-            JwtAuthLayer::new(issuer.validation(), Broken::Fails)
-                .retry_after_secs(7)
-                .realm("api"),
-        )
-        .service_fn(echo);
+    // Realm and Retry-After both adjust the default rejection, in any order, and the realm
+    // is added to a configured default rejection, never replacing it.
     let token = issuer.issue_plain("alice", "s").unwrap().token;
-    let r = svc.oneshot(request(Some(&token), false)).await.unwrap();
-    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(r.headers()["retry-after"], "7");
+    let layers = [
+        JwtAuthLayer::new(issuer.validation(), Broken::Fails)
+            .retry_after_secs(7)
+            .realm("api"),
+        JwtAuthLayer::new(issuer.validation(), Broken::Fails)
+            .rejection(DefaultRejection::default().retry_after_secs(7))
+            .realm("api"),
+    ];
+    for layer in layers {
+        let svc = ServiceBuilder::new().layer(layer).service_fn(echo);
+        let r = svc.clone().oneshot(request(Some(&token), false)).await.unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()["retry-after"], "7");
+        let r = svc.oneshot(request(None, false)).await.unwrap();
+        assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"api\"");
+    }
 
     let custom = |e: AuthError, _: &HeaderMap| -> Response<RejectBody> {
         let mut r = Response::new(Full::new(Bytes::from(format!("nope: {e}"))));

@@ -710,13 +710,18 @@ async fn a_body_that_never_arrives_times_out() {
 #[tokio::test]
 async fn a_layer_accepting_tokens_longer_widens_every_revocation() {
     // Mismatched settings: the sessions use no leeway, the layer a validation built by hand
-    // with 15 s. The layer accepts a 1 s token until 16 s after its `iat`; a revocation sized
-    // from the sessions' own settings (1 s + 0 s + the 10 s lead + 1 s) would lapse at 12 s.
+    // with 15 s, on its own handle to the same store, built after the sessions. The layer
+    // accepts a 1 s token until 16 s after its `iat`; a revocation sized from the sessions'
+    // own settings (1 s + 0 s + the 10 s lead + 1 s) would lapse at 12 s.
     let secrets = RefreshSecrets::new("k1", &[42u8; 32]).unwrap();
     let issuer = Issuer::new(key()).access_ttl(Duration::from_secs(1));
-    let s = Sessions::new(issuer.clone(), MemoryStore::new(), secrets).leeway(Duration::ZERO);
+    let memory = Arc::new(MemoryStore::new());
+    let s = Sessions::new(issuer.clone(), memory.clone(), secrets)
+        .leeway(Duration::ZERO)
+        .grace(Duration::ZERO)
+        .absolute_lifetime(Duration::from_secs(2));
     let lenient = issuer.validation().leeway(Duration::from_secs(15));
-    let layer = JwtAuthLayer::new(lenient, s.store());
+    let layer = JwtAuthLayer::new(lenient, memory);
     let status = |token: String| {
         let svc =
             ServiceBuilder::new()
@@ -732,23 +737,92 @@ async fn a_layer_accepting_tokens_longer_widens_every_revocation() {
             svc.oneshot(req).await.unwrap().status()
         }
     };
-    let revoked = s.login("alice").await.unwrap();
+
     let live = s.login("alice").await.unwrap();
-    assert!(s.logout(Some(&revoked.refresh_token), None).await.unwrap());
-    let revoked_at = std::time::Instant::now();
-    assert_eq!(
-        status(revoked.access.token.clone()).await,
-        StatusCode::UNAUTHORIZED
-    );
-    tokio::time::sleep(Duration::from_millis(12_500).saturating_sub(revoked_at.elapsed())).await;
+    // Every way a token gets revoked:
+    let by_refresh = s.login("alice").await.unwrap();
+    assert!(s.logout(Some(&by_refresh.refresh_token), None).await.unwrap());
+    let everywhere = s.login("bob").await.unwrap();
+    s.logout_all("bob").await.unwrap();
+    let reused = s.login("carol").await.unwrap();
+    let rotated = s.refresh(&reused.refresh_token).await.unwrap();
+    assert!(s.refresh(&reused.refresh_token).await.is_err(), "reuse detected");
+    // Denylisted by itself: its session is over (2 s), and its `exp` is past the sessions'
+    // own acceptance, but not the layer's.
+    let ended = s.login("dave").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
     assert!(
-        now_secs() < live.access.expires_at + 15,
-        "still acceptable to the layer"
+        now_secs() > ended.access.expires_at,
+        "expired for the sessions"
     );
-    assert_eq!(status(live.access.token).await, StatusCode::OK, "it verifies");
+    assert!(
+        s.logout(None, Some(&ended.access.token)).await.unwrap(),
+        "a token the layer still accepts is revoked"
+    );
+
+    let revoked = [
+        ("logout", &by_refresh.access.token),
+        ("logout-all", &everywhere.access.token),
+        ("reuse", &reused.access.token),
+        ("reuse, rotated", &rotated.access.token),
+        ("denylist", &ended.access.token),
+    ];
+    let acceptable_until = live.access.expires_at + 15;
+    let mut checks = 0;
+    // Every revoked token stays refused as long as the layer accepts the live one.
+    while now_secs() < acceptable_until {
+        for (how, token) in revoked {
+            assert_eq!(
+                status(token.clone()).await,
+                StatusCode::UNAUTHORIZED,
+                "{how}: revoked for its whole acceptable life"
+            );
+        }
+        let before = now_secs();
+        let live_status = status(live.access.token.clone()).await;
+        if now_secs() < acceptable_until && before < acceptable_until {
+            assert_eq!(live_status, StatusCode::OK, "the layer still accepts it");
+            checks += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(checks >= 40, "checked through the last second: {checks}");
     assert_eq!(
-        status(revoked.access.token).await,
+        status(live.access.token).await,
         StatusCode::UNAUTHORIZED,
-        "revoked for its whole acceptable life"
+        "and then the layer refuses it too"
     );
+}
+
+#[tokio::test]
+async fn logout_all_answers_with_the_layer_that_let_the_request_through() {
+    let s = sessions(Duration::ZERO);
+    let post = |token: Option<&str>| {
+        let mut req = Request::builder().method("POST").uri("/auth/logout-all");
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        req.body(String::new()).unwrap()
+    };
+    // Behind an optional layer, no token: that layer's 401 (with its realm), not a 500.
+    let optional = ServiceBuilder::new()
+        .layer(s.auth_layer().optional().realm("api"))
+        .service(s.endpoints().logout_all());
+    let r = optional.clone().oneshot(post(None)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"api\"");
+    let pair = s.login("alice").await.unwrap();
+    let r = optional.oneshot(post(Some(&pair.access.token))).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        access_status(&s, &pair.access.token).await,
+        StatusCode::UNAUTHORIZED,
+        "logged out everywhere"
+    );
+    // Not behind any layer: a deployment mistake, so a 500 the operator sees in the logs.
+    let bare = s.endpoints().logout_all();
+    let pair = s.login("alice").await.unwrap();
+    let r = bare.oneshot(post(Some(&pair.access.token))).await.unwrap();
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(access_status(&s, &pair.access.token).await, StatusCode::OK);
 }

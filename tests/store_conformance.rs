@@ -578,16 +578,28 @@ async fn redis_eviction_policy_is_read() {
     assert_eq!(store.eviction_policy().await.unwrap(), "volatile-lru");
 }
 
-/// Runs a few cases that write every kind of key, on a server of its own.
-async fn write_every_kind_of_key(store: &Store) {
+/// Every case side by side on one store (independent users), so each kind of key is written
+/// and the users' calls interleave.
+async fn every_case_at_once(store: &Store) {
     tokio::join!(
         rotation_and_grace(store),
+        reuse_without_grace(store),
+        grace_expires(store),
+        unknown_and_future(store),
         denylist(store),
         revoke_one(store),
         logout_everywhere(store),
+        listing(store),
+        lifetimes(store),
         per_user_cap(store),
         marker_cap(store),
     );
+    concurrent_rotation(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_every_case_at_once() {
+    every_case_at_once(&MemoryStore::new().into()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -596,7 +608,7 @@ async fn redis_keys_all_carry_a_ttl_and_one_account_stays_bounded() {
         return;
     };
     let store: Store = RedisStore::connect(&server.url()).await.unwrap().into();
-    write_every_kind_of_key(&store).await;
+    every_case_at_once(&store).await;
     one_account_stays_bounded(&server, store.clone()).await;
 
     // Every key carries a TTL: nothing grows forever. (KEYS on a private test server only.)
@@ -616,7 +628,7 @@ async fn redis_cluster_keeps_each_user_in_one_slot() {
         return;
     };
     let store: Store = RedisStore::connect(&cluster.url()).await.unwrap().into();
-    write_every_kind_of_key(&store).await;
+    every_case_at_once(&store).await;
     // Users spread over the cluster, each user's keys in one slot, each key with a TTL.
     let mut slots_per_user = std::collections::HashMap::<String, std::collections::HashSet<String>>::new();
     let mut nodes_used = 0;

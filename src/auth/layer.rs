@@ -1,5 +1,6 @@
 //! [`JwtAuthLayer`]: configuration and the tower `Layer`.
 
+use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -25,11 +26,16 @@ pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(1);
 /// tower/hyper service. With sessions, build it with
 /// [`Sessions::auth_layer`](crate::Sessions::auth_layer): same keys, same rules, same store.
 ///
+/// Without sessions, give it the store the application revokes through (shared, not a new
+/// one, which nothing would ever revoke in):
+///
 /// ```
+/// use std::sync::Arc;
 /// use tower_jwt_auth::{JwtAuthLayer, MemoryStore, SigningKey, Validation};
 ///
 /// let key = SigningKey::generate().unwrap();
-/// let layer = JwtAuthLayer::new(Validation::new(key.verifying_key()), MemoryStore::new())
+/// let store = Arc::new(MemoryStore::new()); // also handed to whatever revokes tokens
+/// let layer = JwtAuthLayer::new(Validation::new(key.verifying_key()), store.clone())
 ///     .store_timeout(std::time::Duration::from_millis(250));
 /// # let _ = layer;
 /// ```
@@ -78,7 +84,7 @@ impl JwtAuthLayer<NoClaims> {
     /// sessions on the same store keep revocations at least that long.
     pub fn new(validation: Validation, revocations: impl Into<Revocations>) -> Self {
         let revocations = revocations.into();
-        revocations.acceptance().widen(validation.acceptance());
+        revocations.accept_for(validation.acceptance());
         JwtAuthLayer {
             settings: Arc::new(Settings {
                 validation,
@@ -163,10 +169,15 @@ impl<C> JwtAuthLayer<C> {
         })
     }
 
-    /// Replaces the rejection response builder.
+    /// Replaces the rejection response builder. A [`DefaultRejection`] stays the default:
+    /// [`realm`](Self::realm) and [`retry_after_secs`](Self::retry_after_secs) still adjust
+    /// it afterwards.
     pub fn rejection(self, reject: impl Reject) -> Self {
-        let reject: Arc<dyn Reject> = Arc::new(reject);
-        self.map(|s| s.rejection = Rejection::Custom(reject))
+        let rejection = match (&reject as &dyn Any).downcast_ref::<DefaultRejection>() {
+            Some(default) => Rejection::Default(default.clone()),
+            None => Rejection::Custom(Arc::new(reject)),
+        };
+        self.map(|s| s.rejection = rejection)
     }
 
     /// The validation rules in force.

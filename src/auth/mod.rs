@@ -1,5 +1,6 @@
 //! The resource-server middleware: [`JwtAuthLayer`], [`JwtAuth`], [`ResponseFuture`].
 
+mod anonymous;
 mod bearer;
 mod body;
 mod cache;
@@ -7,6 +8,7 @@ mod future;
 mod layer;
 mod service;
 
+pub(crate) use anonymous::Anonymous;
 pub(crate) use bearer::bearer_token;
 pub use body::AuthBody;
 pub use cache::DEFAULT_CACHE_CAPACITY;

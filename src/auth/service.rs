@@ -9,6 +9,7 @@ use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
+use super::anonymous::Anonymous;
 use super::bearer::{bearer_bytes, token_text};
 use super::body::AuthBody;
 use super::cache::{TokenCache, Verified};
@@ -108,7 +109,10 @@ where
         // 1. The bearer token (RFC 6750 §2.1 only).
         let token = match bearer_bytes(req.headers(), req.uri()) {
             Ok(Some(token)) => token,
-            Ok(None) if settings.optional => return ResponseFuture::inner(self.inner.call(req)),
+            Ok(None) if settings.optional => {
+                req.extensions_mut().insert(Anonymous::new(settings.clone()));
+                return ResponseFuture::inner(self.inner.call(req));
+            }
             Ok(None) => return self.reject(AuthError::MissingToken, &req),
             Err(e) => return self.reject(e, &req),
         };

@@ -23,6 +23,7 @@ use self::request::{read_credentials, Limits};
 pub use self::request::{DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT};
 pub use self::response::TokenResponse;
 use self::response::{error_response, ok_response, token_response, EndpointError};
+use crate::auth::Anonymous;
 use crate::claims::Subject;
 use crate::clock::now_ms;
 use crate::session::{Sessions, TokenPair};
@@ -209,6 +210,12 @@ impl TokenEndpoint {
         let endpoints = &self.endpoints;
         let sessions = &endpoints.inner.sessions;
         let subject = req.extensions().get::<Subject>().cloned();
+        if subject.is_none() && self.action == Action::LogoutAll {
+            // Behind an optional layer, a request without a token: the layer's own 401.
+            if let Some(anonymous) = req.extensions().get::<Anonymous>() {
+                return anonymous.reject(req.headers());
+            }
+        }
         let grant_required = self.action == Action::Refresh;
         let cookie = endpoints.inner.cookie.as_ref();
         let creds = match read_credentials(req, cookie, endpoints.inner.limits, grant_required).await {

@@ -3,37 +3,20 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::acceptance::Acceptance;
 use super::{RevocationStore, SessionStore};
-use crate::clock::ms;
-
-/// How long after its `iat` any verifier sharing a store accepts a token: the longest
-/// `max_lifetime + leeway` of the [`Validation`](crate::Validation)s registered on it.
-/// Revocation markers are sized from it, so a layer accepting tokens longer than the
-/// sessions expect widens the markers instead of outliving them (DESIGN.md "Revocation
-/// window").
-#[derive(Debug, Default)]
-pub(crate) struct Acceptance(AtomicU64);
-
-impl Acceptance {
-    pub(crate) fn widen(&self, window: Duration) {
-        self.0.fetch_max(ms(window), Ordering::Relaxed);
-    }
-
-    pub(crate) fn get(&self) -> Duration {
-        Duration::from_millis(self.0.load(Ordering::Relaxed))
-    }
-}
 
 /// A [`SessionStore`], type-erased and cheap to clone: what [`Sessions`](crate::Sessions)
 /// takes. Build it from any store, by value or in an `Arc`
 /// (`MemoryStore::new().into()`, `Store::new(redis)`), and choose which at runtime.
 ///
 /// Derefs to the store's methods. Clones share the store and what the verifiers built on
-/// it accept (see [`Sessions::auth_layer`](crate::Sessions::auth_layer)).
+/// it accept (see [`Sessions::auth_layer`](crate::Sessions::auth_layer)); so do other
+/// handles to the same [`MemoryStore`](crate::MemoryStore) or `RedisStore`, which record it
+/// in the store itself ([`RevocationStore::widen_acceptance`]).
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<dyn SessionStore>,
@@ -62,8 +45,9 @@ impl Store {
         }
     }
 
-    pub(crate) fn acceptance(&self) -> &Acceptance {
-        &self.acceptance
+    /// How long after `iat` the verifiers registered on this store accept a token.
+    pub(crate) fn accepted(&self) -> Duration {
+        self.acceptance.on(&*self.inner)
     }
 }
 
@@ -78,7 +62,7 @@ impl Deref for Store {
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Store")
-            .field("accepts_for", &self.acceptance.get())
+            .field("accepts_for", &self.accepted())
             .finish_non_exhaustive()
     }
 }
@@ -118,8 +102,10 @@ impl Revocations {
         }
     }
 
-    pub(crate) fn acceptance(&self) -> &Acceptance {
-        &self.acceptance
+    /// Registers a verifier accepting tokens for `window` after their `iat`: revocations
+    /// written through any handle sharing this store's record last at least that long.
+    pub(crate) fn accept_for(&self, window: Duration) {
+        self.acceptance.widen_on(&*self.inner, window);
     }
 
     /// The store as an `Arc`, for futures that outlive a borrow.
@@ -138,7 +124,9 @@ impl Deref for Revocations {
 
 impl fmt::Debug for Revocations {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Revocations").finish_non_exhaustive()
+        f.debug_struct("Revocations")
+            .field("accepts_for", &self.acceptance.on(&*self.inner))
+            .finish_non_exhaustive()
     }
 }
 

@@ -20,6 +20,7 @@
 //! # Ok(store) }
 //! ```
 
+mod acceptance;
 mod handle;
 mod lifecycle;
 mod memory;
@@ -27,6 +28,8 @@ mod memory;
 mod redis;
 mod revocation;
 
+/// What store methods return: re-exported so a custom store needs no `futures` dependency.
+pub use futures_util::future::BoxFuture;
 pub use handle::{Revocations, Store};
 pub(crate) use lifecycle::{not_before_after, sort_sessions};
 pub use lifecycle::{

@@ -34,6 +34,7 @@ use futures_util::future::BoxFuture;
 
 use self::mirror::Mirror;
 pub use self::mirror::DEFAULT_MIRROR_CAPACITY;
+use super::acceptance::Acceptance;
 use super::{
     Grant, MarkPolicy, NewSession, RejectReason, RevocationStore, RotateOutcome, Rotation, SessionInfo,
     SessionStore, TokenRef, TokenStatus, MAX_NOT_BEFORE_LEAD,
@@ -77,8 +78,8 @@ macro_rules! with_marks {
     };
 }
 
-/// A [`Store`] on Redis, generic over the `fred` client: a [`fred::clients::Client`], a
-/// [`Pool`], or clients configured for Cluster, Sentinel or TLS.
+/// A [`SessionStore`](super::SessionStore) on Redis, generic over the `fred` client: a
+/// [`fred::clients::Client`], a [`Pool`], or clients configured for Cluster, Sentinel or TLS.
 ///
 /// Configure your own client with `max_command_attempts = 1` (as [`RedisStore::connect`]
 /// does): a rotation replayed by the client after a dropped connection would look like
@@ -89,6 +90,8 @@ pub struct RedisStore<C = Pool> {
     scripts: Arc<Scripts>,
     mirror: Option<Arc<Mirror>>,
     replication: Option<Arc<Replication>>,
+    /// Shared by clones, like the connections (see `RevocationStore::widen_acceptance`).
+    acceptance: Arc<Acceptance>,
 }
 
 impl<C: Clone> Clone for RedisStore<C> {
@@ -99,6 +102,7 @@ impl<C: Clone> Clone for RedisStore<C> {
             scripts: self.scripts.clone(),
             mirror: self.mirror.clone(),
             replication: self.replication.clone(),
+            acceptance: self.acceptance.clone(),
         }
     }
 }
@@ -281,6 +285,7 @@ where
             scripts: Arc::new(scripts),
             mirror: None,
             replication: None,
+            acceptance: Arc::default(),
         }
     }
 
@@ -551,6 +556,14 @@ where
 
     fn check_local(&self, t: TokenRef<'_>) -> Option<TokenStatus> {
         self.mirror.as_ref()?.check(&t)
+    }
+
+    fn widen_acceptance(&self, window: Duration) {
+        self.acceptance.widen(window);
+    }
+
+    fn acceptance(&self) -> Duration {
+        self.acceptance.get()
     }
 }
 

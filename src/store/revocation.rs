@@ -1,5 +1,7 @@
 //! What the middleware asks a store: is this verified access token revoked?
 
+use std::time::Duration;
+
 use futures_util::future::BoxFuture;
 
 use crate::error::StoreError;
@@ -44,5 +46,21 @@ pub trait RevocationStore: Send + Sync + 'static {
     fn check_local(&self, token: TokenRef<'_>) -> Option<TokenStatus> {
         let _ = token;
         None
+    }
+
+    /// Records that a verifier on this store accepts tokens for up to `window` after their
+    /// `iat`, so revocations written through any handle to this store last that long.
+    ///
+    /// A store whose clones share state should share this record too, as
+    /// [`MemoryStore`](super::MemoryStore) and `RedisStore` do. By default nothing is
+    /// recorded here, and each [`Store`](super::Store) or [`Revocations`](super::Revocations)
+    /// handle, with its clones, keeps its own record.
+    fn widen_acceptance(&self, window: Duration) {
+        let _ = window;
+    }
+
+    /// The widest window recorded by [`RevocationStore::widen_acceptance`] (zero by default).
+    fn acceptance(&self) -> Duration {
+        Duration::ZERO
     }
 }

@@ -16,6 +16,7 @@ use dashmap::DashMap;
 use futures_util::future::BoxFuture;
 
 use self::user::{rotate, Mark, User};
+use super::acceptance::Acceptance;
 use super::{
     Grant, MarkPolicy, NewSession, RevocationStore, RotateOutcome, Rotation, SessionInfo, SessionStore,
     TokenRef, TokenStatus,
@@ -51,6 +52,7 @@ struct Shared {
     entries: AtomicUsize,
     max_entries: usize,
     sweeper: OnceLock<Thread>,
+    acceptance: Acceptance,
 }
 
 impl Shared {
@@ -112,6 +114,7 @@ impl MemoryStore {
             entries: AtomicUsize::new(0),
             max_entries,
             sweeper: OnceLock::new(),
+            acceptance: Acceptance::default(),
         });
         spawn_sweeper(&shared);
         MemoryStore { shared }
@@ -264,6 +267,14 @@ impl RevocationStore for MemoryStore {
 
     fn check_local(&self, token: TokenRef<'_>) -> Option<TokenStatus> {
         Some(self.status(token))
+    }
+
+    fn widen_acceptance(&self, window: Duration) {
+        self.shared.acceptance.widen(window);
+    }
+
+    fn acceptance(&self) -> Duration {
+        self.shared.acceptance.get()
     }
 }
 
