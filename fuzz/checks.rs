@@ -202,10 +202,7 @@ pub(crate) fn endpoints(data: &[u8]) {
     };
     if e & 0x80 != 0 {
         // As the layer leaves it (another user than the other targets' alice).
-        req.extensions_mut().insert(Subject {
-            sub: "mallory".into(),
-            sid: "s".into(),
-        });
+        req.extensions_mut().insert(Subject::new("mallory", "s"));
     }
     let response = f.runtime.block_on(endpoint.oneshot(req)).unwrap();
     let status = response.status();

@@ -79,6 +79,14 @@ pub struct Subject {
 }
 
 impl Subject {
+    /// A subject, for tests of handlers that read one (in service, only the layer makes it).
+    pub fn new(sub: impl Into<Arc<str>>, sid: impl Into<Arc<str>>) -> Self {
+        Subject {
+            sub: sub.into(),
+            sid: sid.into(),
+        }
+    }
+
     pub(crate) fn of<C>(claims: &Claims<C>) -> Self {
         Subject {
             sub: claims.sub.as_str().into(),
