@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::claims::NoClaims;
-use crate::clock::{ms, now_secs, setting};
+use crate::clock::{ms, now_ms, now_secs, setting};
 use crate::error::{IssueError, StoreError, StoreErrorKind};
 use crate::issue::{random_id, AccessToken, Issuer};
 use crate::provider::{ClaimsProvider, DynProvider, NoClaimsProvider};
@@ -23,6 +23,10 @@ use crate::JwtAuthLayer;
 
 /// Default absolute session lifetime: 7 days, never extended by rotation.
 pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The longest a login or refresh waits for the user's not-before to come (it runs a second
+/// ahead after a revocation); further ahead, the request gets 503 and retries.
+const MAX_MINT_WAIT: Duration = Duration::from_secs(2);
+
 /// Default grace window for the immediately previous refresh token.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 /// Default time allowed for one store operation of the token endpoints.
@@ -276,14 +280,21 @@ impl Sessions {
     }
 
     /// How revocation markers are sized and bounded. The window outlives every access token
-    /// a marker must stop: minted at most [`MAX_NOT_BEFORE_LEAD`] ahead (see
-    /// [`Sessions::pair`]), then accepted for as long as the longest-accepting verifier on
-    /// this store accepts one, plus a second for `iat`'s rounding.
+    /// a marker must stop: minted no later than now (see [`Sessions::pair`]; plus
+    /// [`MAX_NOT_BEFORE_LEAD`] as a margin for instances whose clocks disagree), then
+    /// accepted for as long as the longest-accepting verifier on this store accepts one, plus
+    /// a second for `iat`'s rounding.
     fn marks(&self) -> MarkPolicy {
         MarkPolicy {
             window: self.accepted() + MAX_NOT_BEFORE_LEAD + Duration::from_secs(1),
             max_per_user: self.inner.policy.max_marks,
         }
+    }
+
+    /// Whether `token` is a refresh token these sessions made (its MAC verifies); says
+    /// nothing about its state.
+    pub(crate) fn is_refresh_token(&self, token: &str) -> bool {
+        self.inner.secrets.decode(token).is_some()
     }
 
     /// How long after its `iat` a token is accepted by the widest of these sessions' own
@@ -318,13 +329,13 @@ impl Sessions {
         };
         let now = now_secs();
         let grant = self.within(self.inner.store.create_session(session)).await?;
-        self.pair(sub, sid, &claims, now, grant)
+        self.pair(sub, sid, &claims, now, grant).await
     }
 
     /// Mints the pair a grant allows. `asked_at` is when the store was asked: with the
     /// not-before read in the same atomic step, `iat` orders the token against logout-all
     /// exactly (before it: revoked; after it: live), whatever happens in between.
-    fn pair<C: Serialize>(
+    async fn pair<C: Serialize>(
         &self,
         sub: &str,
         sid: String,
@@ -332,14 +343,19 @@ impl Sessions {
         asked_at: u64,
         grant: Grant,
     ) -> Result<TokenPair, SessionError> {
-        // Repeated logout-everywhere pushes the not-before ahead of the clock; minting that
-        // far ahead would outrun the revocation windows, so ask the client to retry (the
-        // clock catches up within seconds).
-        if grant.not_before >= asked_at + MAX_NOT_BEFORE_LEAD.as_secs() {
+        // A revocation just now put the not-before a second ahead: no token is minted ahead
+        // of the clock (so `now + 1` always ends every token so far, see
+        // `store::not_before_after`), so wait for it. Further ahead only under clock skew
+        // between instances or a burst of logout-everywhere: ask the client to retry.
+        let ahead = Duration::from_millis(grant.not_before.saturating_mul(1000).saturating_sub(now_ms()));
+        if ahead > MAX_MINT_WAIT {
             return Err(SessionError::Unavailable(StoreError::new(
                 StoreErrorKind::Unavailable,
                 "logged out everywhere moments ago: retry in a few seconds",
             )));
+        }
+        if !ahead.is_zero() {
+            tokio::time::sleep(ahead).await;
         }
         let iat = asked_at.max(grant.not_before);
         let access = self.inner.issuer.issue_at(sub, &sid, claims, iat)?;
@@ -399,7 +415,7 @@ impl Sessions {
                 .await?;
             return Err(SessionError::InvalidGrant);
         };
-        self.pair(&sub, sid, &claims, now, grant)
+        self.pair(&sub, sid, &claims, now, grant).await
     }
 
     /// Logs out one session: the refresh token's session, or the access token's, is revoked

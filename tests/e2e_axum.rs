@@ -329,10 +329,19 @@ async fn refresh_by_json_form_and_cookie() {
     assert_eq!(r.status(), StatusCode::OK);
     let live_cookie = cookie_pair(&set_cookie(&r));
 
-    // A second cookie of that name (planted by a sibling subdomain) is refused, and the
-    // real one is not cleared: it still works afterwards.
+    // A second cookie of that name, planted by a sibling subdomain: junk cannot lock the user
+    // out (the one whose MAC verifies is used)...
     let tossed = format!("refresh_token=junk; {live_cookie}");
     let r = cookie_refresh(tossed, Some(("x-requested-with", "fetch")))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let live_cookie = cookie_pair(&set_cookie(&r));
+    // ...and a valid token of the attacker's own session cannot swap the user into it: the
+    // refresh is refused, and the real cookie is not cleared, so it still works afterwards.
+    let (attacker_access, attacker_refresh) = demo.pair("alice", "wonderland").await;
+    let tossed = format!("refresh_token={attacker_refresh}; {live_cookie}");
+    let r = cookie_refresh(tossed.clone(), Some(("x-requested-with", "fetch")))
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
@@ -342,6 +351,28 @@ async fn refresh_by_json_form_and_cookie() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    let live_cookie = cookie_pair(&set_cookie(&r));
+    // A logout-everywhere by bearer token is never blocked by the cookies it carries.
+    let bob_access = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = demo
+        .http
+        .post(demo.url("/auth/logout-all"))
+        .bearer_auth(&bob_access)
+        .header(COOKIE, format!("refresh_token={attacker_refresh}; {live_cookie}"))
+        .header("x-requested-with", "fetch")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(demo.me(&bob_access).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        demo.me(&attacker_access).await.status(),
+        StatusCode::OK,
+        "only bob's"
+    );
 }
 
 #[tokio::test]

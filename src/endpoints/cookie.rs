@@ -17,6 +17,20 @@ pub const SECURE_PREFIX: &str = "__Secure-";
 /// (default of [`CookieConfig::csrf_header`]).
 pub const DEFAULT_CSRF_HEADER: &str = "x-requested-with";
 
+/// Most cookies of the name looked at in one request.
+const MAX_DUPLICATES: usize = 4;
+
+/// The refresh-token cookie of a request.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum CookieToken {
+    /// None sent (or none of several is valid).
+    None,
+    /// One, or the only valid one of several.
+    One(String),
+    /// Several whose MAC verifies: which one is the user's cannot be told.
+    Ambiguous,
+}
+
 /// Settings of the refresh-token cookie.
 ///
 /// **Cross-site requests.** `SameSite=Strict` keeps other *sites* from sending the cookie,
@@ -27,9 +41,12 @@ pub const DEFAULT_CSRF_HEADER: &str = "x-requested-with";
 /// [`CookieConfig::allowed_origin`]. Others get 403.
 ///
 /// **Cookie tossing.** A sibling subdomain can plant a second cookie of the same name
-/// (`Domain=` the parent, a more specific `Path`). A request carrying two is refused as
-/// `invalid_request` and nothing is cleared, so the planted cookie cannot make the server
-/// delete the real one. [`CookieConfig::secure_prefix`] names the cookie `__Secure-…`, which
+/// (`Domain=` the parent, a more specific `Path`). Of several, the one whose MAC verifies is
+/// used (a planted junk value cannot lock the user out); when more than one does, a refresh
+/// relying on them is refused as `invalid_request` and nothing is cleared, so a planted
+/// token of the attacker's own session can neither swap the user into it nor make the server
+/// delete the real one. A request whose credential is in its body or `Authorization` header
+/// (logout, logout-everywhere) is never refused for the cookies it also carries. [`CookieConfig::secure_prefix`] names the cookie `__Secure-…`, which
 /// browsers only accept over HTTPS with `Secure`, so plain-HTTP pages of the site cannot
 /// plant one. (`__Host-` would also forbid `Domain`, but requires `Path=/`, which would send
 /// the refresh token with every request; this crate keeps it on the auth routes.)
@@ -143,25 +160,33 @@ impl CookieConfig {
         HeaderValue::from_str(&self.build(String::new(), Duration::ZERO).to_string()).ok()
     }
 
-    /// The cookie's value in a request, if any. Two cookies of that name mean one was planted
-    /// (cookie tossing): `invalid_request`, and the caller clears nothing.
-    pub(crate) fn read(&self, headers: &HeaderMap) -> Result<Option<String>, EndpointError> {
+    /// The refresh token among the request's cookies of this name. Of several (one planted:
+    /// cookie tossing), the only one that is `valid` (its MAC verifies), else ambiguous.
+    pub(crate) fn read(&self, headers: &HeaderMap, valid: impl Fn(&str) -> bool) -> CookieToken {
         let mut values = headers
             .get_all(COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(Cookie::split_parse)
             .filter_map(Result::ok)
-            .filter(|c| c.name() == self.name);
+            .filter(|c| c.name() == self.name && !c.value().is_empty())
+            .map(|c| c.value().to_owned());
         let Some(first) = values.next() else {
-            return Ok(None);
+            return CookieToken::None;
         };
-        if values.next().is_some() {
-            return Err(EndpointError::InvalidRequest(
-                "the refresh token cookie was sent twice",
-            ));
+        let Some(second) = values.next() else {
+            return CookieToken::One(first);
+        };
+        // Bounded: a request cannot make us check more than a few MACs.
+        let mut valid_ones = [first, second]
+            .into_iter()
+            .chain(values.take(MAX_DUPLICATES - 2))
+            .filter(|v| valid(v));
+        match (valid_ones.next(), valid_ones.next()) {
+            (Some(only), None) => CookieToken::One(only),
+            (None, _) => CookieToken::None,
+            (Some(_), Some(_)) => CookieToken::Ambiguous,
         }
-        Ok(Some(first.value().to_owned()).filter(|v| !v.is_empty()))
     }
 
     /// Whether a request relying on the cookie shows it comes from the application's own
@@ -206,17 +231,36 @@ mod tests {
     }
 
     #[test]
-    fn two_cookies_of_the_name_are_refused() {
+    fn of_two_cookies_of_the_name_only_a_valid_one_is_used() {
         let c = CookieConfig::default();
+        let valid = |v: &str| v.starts_with("ok");
         let one = headers(&[("cookie", "theme=dark; refresh_token=abc")]);
-        assert_eq!(c.read(&one).unwrap().as_deref(), Some("abc"));
+        assert_eq!(
+            c.read(&one, valid),
+            CookieToken::One("abc".into()),
+            "one is not checked"
+        );
         for planted in [
-            headers(&[("cookie", "refresh_token=junk; refresh_token=abc")]),
-            headers(&[("cookie", "refresh_token=junk"), ("cookie", "refresh_token=abc")]),
+            headers(&[("cookie", "refresh_token=junk; refresh_token=ok1")]),
+            headers(&[("cookie", "refresh_token=junk"), ("cookie", "refresh_token=ok1")]),
+            headers(&[("cookie", "refresh_token=ok1; refresh_token=junk; refresh_token=")]),
         ] {
-            assert!(matches!(c.read(&planted), Err(EndpointError::InvalidRequest(_))));
+            assert_eq!(c.read(&planted, valid), CookieToken::One("ok1".into()));
         }
-        assert_eq!(c.read(&headers(&[("cookie", "refresh_token=")])).unwrap(), None);
+        let two_valid = headers(&[("cookie", "refresh_token=ok2; refresh_token=ok1")]);
+        assert_eq!(c.read(&two_valid, valid), CookieToken::Ambiguous);
+        let junk = headers(&[("cookie", "refresh_token=a; refresh_token=b")]);
+        assert_eq!(c.read(&junk, valid), CookieToken::None);
+        // Only the first few are looked at.
+        let many = headers(&[(
+            "cookie",
+            "refresh_token=a; refresh_token=b; refresh_token=c; refresh_token=d; refresh_token=ok",
+        )]);
+        assert_eq!(c.read(&many, valid), CookieToken::None);
+        assert_eq!(
+            c.read(&headers(&[("cookie", "refresh_token=")]), valid),
+            CookieToken::None
+        );
     }
 
     #[test]
@@ -229,7 +273,7 @@ mod tests {
             "{set:?}"
         );
         let h = headers(&[("cookie", "refresh_token=x; __Secure-refresh_token=t")]);
-        assert_eq!(c.read(&h).unwrap().as_deref(), Some("t"));
+        assert_eq!(c.read(&h, |_| false), CookieToken::One("t".into()));
     }
 
     #[test]

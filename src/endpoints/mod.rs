@@ -218,7 +218,8 @@ impl TokenEndpoint {
         }
         let grant_required = self.action == Action::Refresh;
         let cookie = endpoints.inner.cookie.as_ref();
-        let creds = match read_credentials(req, cookie, endpoints.inner.limits, grant_required).await {
+        let valid = |token: &str| sessions.is_refresh_token(token);
+        let creds = match read_credentials(req, cookie, endpoints.inner.limits, grant_required, valid).await {
             Ok(c) => c,
             Err(e) => return error_response(&e, None),
         };

@@ -8,7 +8,7 @@ use http::{Method, Request};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 
-use super::cookie::CookieConfig;
+use super::cookie::{CookieConfig, CookieToken};
 use super::response::EndpointError;
 
 /// Default largest accepted request body.
@@ -41,11 +41,14 @@ struct JsonBody {
     grant_type: Option<String>,
 }
 
+/// `valid` tells a refresh token whose MAC verifies, to pick the user's cookie among
+/// planted ones.
 pub(crate) async fn read_credentials<B>(
     req: Request<B>,
     cookie: Option<&CookieConfig>,
     limits: Limits,
     grant_required: bool,
+    valid: impl Fn(&str) -> bool,
 ) -> Result<Credentials, EndpointError>
 where
     B: Body,
@@ -58,8 +61,8 @@ where
         .map_err(|_| EndpointError::InvalidRequest("malformed Authorization header"))?
         .map(str::to_owned);
     let (from_cookie, same_origin) = match cookie {
-        Some(c) => (c.read(req.headers())?, c.check_same_origin(req.headers())),
-        None => (None, Ok(())),
+        Some(c) => (c.read(req.headers(), valid), c.check_same_origin(req.headers())),
+        None => (CookieToken::None, Ok(())),
     };
     let limit = limits.body;
 
@@ -106,14 +109,21 @@ where
         }
     };
     let (refresh_token, from_cookie) = match (from_body, from_cookie) {
-        (Some(b), Some(c)) if b != c => {
+        (Some(b), CookieToken::One(c)) if b != c => {
             return Err(EndpointError::InvalidRequest(
                 "refresh token sent twice with different values",
             ))
         }
         (Some(t), _) => (Some(t), false),
-        (None, Some(t)) => (Some(t), true),
-        (None, None) => (None, false),
+        (None, CookieToken::One(t)) => (Some(t), true),
+        // Several valid cookies: a refresh cannot tell which is the user's; a logout with
+        // its access token does not need one.
+        (None, CookieToken::Ambiguous) if grant_required || access_token.is_none() => {
+            return Err(EndpointError::InvalidRequest(
+                "the refresh token cookie was sent twice",
+            ))
+        }
+        (None, _) => (None, false),
     };
     // A request that relies on the cookie must be the page's own (cross-site forms and
     // sibling subdomains are refused); one that names the token in its body cannot be forged.

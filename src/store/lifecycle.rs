@@ -23,10 +23,11 @@ pub struct NewSession<'a> {
     pub max_per_user: usize,
 }
 
-/// How far a user's not-before may run ahead of the clock. Repeated logout-everywhere in
-/// one second pushes it a second further each time, and access tokens are minted with
-/// `iat` no earlier than it; bounding the lead bounds how far ahead any `iat` can be, so
-/// the revocation windows below can cover every token.
+/// How far a burst of logout-everywhere may push a user's not-before ahead of the clock
+/// (each one in the same second moves it a second further). Sessions never mint a token
+/// ahead of their own clock (they wait a moment for the not-before, or answer 503), so the
+/// cap loses nothing; the revocation windows below still add it, as a margin for instances
+/// whose clocks disagree.
 pub const MAX_NOT_BEFORE_LEAD: Duration = Duration::from_secs(10);
 
 /// How revocation markers are sized and bounded; passed with every write that may add one
@@ -169,17 +170,56 @@ pub(crate) fn sort_sessions(list: &mut [SessionInfo]) {
     });
 }
 
-/// The not-before stored at logout-all: tokens with `iat < nbf` are rejected.
+/// The not-before stored to end every access token issued so far: tokens with `iat < nbf`
+/// are rejected. Never lowered.
 ///
-/// `iat` has one-second resolution, so a token issued earlier in the same second as the
-/// logout must die too: not-before is the *next* second. A token minted after the logout
-/// gets `iat ≥ nbf` (see [`Grant::not_before`]). Such a token can carry the current
-/// not-before as its `iat`, so a repeated logout-all moves past it (`current + 1`): each one
-/// in the same second pushes a second further, up to [`MAX_NOT_BEFORE_LEAD`] ahead of now.
-/// No token is minted with `iat` that far ahead (sessions refuse to), so the capped value
-/// still ends every token issued so far. Never lowered.
-pub(crate) fn not_before_after(now_ms: u64, current: u64) -> u64 {
+/// `iat` has one-second resolution, so a token issued earlier in the same second must die
+/// too: not-before is the *next* second. Sessions mint no token ahead of their clock: with
+/// the not-before ahead, they wait for it (see [`Grant::not_before`]), so every token issued
+/// so far has `iat ≤ now` and `now + 1` ends it, however many revocations come in one
+/// second: revocations past the marker cap never push the not-before further.
+///
+/// A logout-all also moves past the current value (`past_current`), so it ends a token
+/// minted at that value by an instance whose clock runs a little ahead; a burst of them
+/// pushes a second further each, up to [`MAX_NOT_BEFORE_LEAD`] ahead of now (no token can
+/// carry an `iat` that far ahead of its minting clock, so the cap loses nothing).
+pub(crate) fn not_before_after(now_ms: u64, current: u64, past_current: bool) -> u64 {
     let now = now_ms / 1000;
-    let cap = now + MAX_NOT_BEFORE_LEAD.as_secs();
-    (now + 1).max(current.saturating_add(1)).min(cap).max(current)
+    let mut nbf = now + 1;
+    if past_current {
+        nbf = nbf.max(current.saturating_add(1).min(now + MAX_NOT_BEFORE_LEAD.as_secs()));
+    }
+    nbf.max(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocations_past_the_cap_keep_the_not_before_at_the_next_second() {
+        let now = 1_000_500;
+        let mut nbf = 0;
+        for _ in 0..50 {
+            nbf = not_before_after(now, nbf, false);
+        }
+        assert_eq!(nbf, 1_001);
+        // Never lowered.
+        assert_eq!(not_before_after(now, 1_005, false), 1_005);
+    }
+
+    #[test]
+    fn a_burst_of_logout_all_moves_past_the_current_value_up_to_the_lead() {
+        let now = 1_000_500;
+        let mut nbf = not_before_after(now, 0, true);
+        assert_eq!(nbf, 1_001);
+        nbf = not_before_after(now, nbf, true);
+        assert_eq!(nbf, 1_002);
+        for _ in 0..50 {
+            nbf = not_before_after(now, nbf, true);
+        }
+        assert_eq!(nbf, 1_000 + MAX_NOT_BEFORE_LEAD.as_secs());
+        // A second later, one more moves it on from where it is.
+        assert_eq!(not_before_after(now + 1_000, nbf, true), nbf + 1);
+    }
 }

@@ -137,12 +137,13 @@ fn malformed(what: &str) -> StoreError {
 }
 
 /// Refuses a TLS URL when TLS support is not built in (`fred` would only log a warning
-/// through `log` and connect without TLS).
+/// through `log` and connect without TLS). The scheme is read by the parser `fred` uses,
+/// which drops leading spaces, tabs and newlines: a stray one cannot hide it.
 fn check_tls_support(url: &str, tls_built: bool) -> Result<(), StoreError> {
-    let scheme = url
-        .split_once("://")
-        .map_or("", |(scheme, _)| scheme)
-        .to_ascii_lowercase();
+    let Ok(parsed) = url::Url::parse(url) else {
+        return Ok(()); // fred refuses it with its own error
+    };
+    let scheme = parsed.scheme();
     let wants_tls = scheme.starts_with("rediss") || scheme.starts_with("valkeys");
     if wants_tls && !tls_built {
         return Err(StoreError::new(
@@ -268,7 +269,8 @@ where
     C: KeysInterface + LuaInterface + ClientLike + Clone + Send + Sync + 'static,
 {
     /// A store on an already-configured client (connected or not: `fred` queues or fails
-    /// commands per its own settings).
+    /// commands per its own settings). The client is used as configured: nothing here checks
+    /// that a TLS URL it was built from got TLS (see [`RedisStore::connect`] for that).
     pub fn new(client: C) -> Self {
         let scripts = Scripts {
             create: Script::new(include_str!("redis/create.lua")),
@@ -509,14 +511,13 @@ fn count(n: u64) -> Value {
     Value::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
-/// ARGV 1-4 of the scripts that write revocations (see `marks.lua`): the cap, and the
-/// not-before bounds from the application's clock (see `store::not_before_after`).
+/// ARGV 1-3 of the scripts that write revocations (see `marks.lua`): the cap, the
+/// not-before candidate from the application's clock (see `store::not_before_after`), the
+/// window.
 fn mark_args(marks: MarkPolicy) -> Vec<Value> {
-    let now = now_ms() / 1000;
     vec![
         count(u64::try_from(marks.max_per_user).unwrap_or(u64::MAX)),
-        count(now + 1),
-        count(now + MAX_NOT_BEFORE_LEAD.as_secs()),
+        count(now_ms() / 1000 + 1),
         int(marks.window),
     ]
 }
@@ -721,10 +722,11 @@ where
             key(&user, "nbf", ""),
             key(&user, "sessions", ""),
         ];
-        let args = mark_args(MarkPolicy {
+        let mut args = mark_args(MarkPolicy {
             window,
             max_per_user: 0,
         });
+        args.push(count(now_ms() / 1000 + MAX_NOT_BEFORE_LEAD.as_secs()));
         Box::pin(async move {
             let _forget = self.forget_when_done(sub, None, None);
             let _nbf: i64 = self
@@ -778,6 +780,9 @@ mod tests {
             "rediss-cluster://h:7000",
             "rediss-sentinel://h:26379/0?sentinelServiceName=m",
             "valkeys://h",
+            " rediss://h:6380",
+            "\nrediss://h:6380",
+            "redi\tss://h:6380",
         ] {
             let err = check_tls_support(url, false).unwrap_err();
             assert!(err.to_string().contains("redis-tls"), "{url}: {err}");

@@ -231,7 +231,7 @@ impl MemoryStore {
         // An unknown sid (never issued, or ended and gone) has nothing to revoke; writing a
         // marker for it would let any caller grow the store at will.
         let revoked = self.with_known_user(sub, |user, room, now| {
-            if !user.has_session(sid) {
+            if !user.has_session(sid, now) {
                 return (false, 0);
             }
             let revoked = user.revoke(sid, now);

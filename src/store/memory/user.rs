@@ -112,14 +112,15 @@ impl User {
     }
 
     /// Whether `sid` is one of this user's stored sessions (active or a tombstone).
-    pub(super) fn has_session(&self, sid: &str) -> bool {
-        self.sessions.contains_key(sid)
+    /// Expired ones not yet swept count as gone, as their Redis keys would be.
+    pub(super) fn has_session(&self, sid: &str, now: u64) -> bool {
+        self.sessions.get(sid).is_some_and(|s| s.expires() > now)
     }
 
     /// Logout everywhere: sessions die at their next refresh, access tokens at once.
     pub(super) fn revoke_all(&mut self, now: u64, window: u64) {
         self.epoch += 1;
-        self.raise_not_before(now, window);
+        self.raise_not_before(now, window, true);
     }
 
     /// The active sessions.
@@ -164,7 +165,7 @@ impl User {
             };
             delta(1, removed)
         } else {
-            self.raise_not_before(now, ms(policy.window));
+            self.raise_not_before(now, ms(policy.window), false);
             delta(0, removed)
         }
     }
@@ -176,10 +177,10 @@ impl User {
         }
     }
 
-    /// Rejects every access token issued up to `now` for `window` ms (logout-all does this
-    /// and bumps the epoch too).
-    fn raise_not_before(&mut self, now: u64, window: u64) {
-        let nbf = not_before_after(now, self.not_before(now));
+    /// Rejects every access token issued up to `now` for `window` ms (logout-all does this,
+    /// `past_current`, and bumps the epoch too).
+    fn raise_not_before(&mut self, now: u64, window: u64, past_current: bool) {
+        let nbf = not_before_after(now, self.not_before(now), past_current);
         let until = now.saturating_add(window);
         let until = self.nbf.map_or(until, |(_, old_until)| old_until.max(until));
         self.nbf = Some((nbf, until));

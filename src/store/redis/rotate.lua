@@ -1,7 +1,7 @@
 -- Rotate a refresh token (the state machine of DESIGN.md "Rotation"), atomically.
 -- KEYS: 1 session hash, 2 user epoch, 3 sidrev, 4 user's sessions zset, 5 user not-before,
 --       6 user's markers zset
--- ARGV: 1-4 as marks.lua, 5 sid, 6 presented generation, 7 grace ms, 8 the sidrev marker's
+-- ARGV: 1-3 as marks.lua, 4 sid, 5 presented generation, 6 grace ms, 7 the sidrev marker's
 --       member name
 -- Returns {code, generation, abs_exp, not-before}: code 0 missing, 1 revoked, 2 expired,
 -- 3 idle, 4 user logged out, 5 future generation, 10 rotated, 11 grace, 12 reuse detected.
@@ -21,20 +21,20 @@ if now >= expires then
   return {3, 0, 0, 0}
 end
 local nbf = tonumber(redis.call('GET', KEYS[5]) or '0')
-local g = tonumber(ARGV[6])
+local g = tonumber(ARGV[5])
 if g == gen then
   local next_expires = abs_exp
   if idle > 0 then next_expires = math.min(abs_exp, now + idle) end
   redis.call('HSET', KEYS[1], 'gen', gen + 1, 'rotated_at', now, 'last_used', now)
   redis.call('PEXPIREAT', KEYS[1], next_expires)
-  redis.call('ZADD', KEYS[4], 'XX', next_expires, ARGV[5])
+  redis.call('ZADD', KEYS[4], 'XX', next_expires, ARGV[4])
   return {10, gen + 1, abs_exp, nbf}
 end
 if g > gen then return {5, 0, 0, 0} end
-local grace = tonumber(ARGV[7])
+local grace = tonumber(ARGV[6])
 if g + 1 == gen and grace > 0 and now - tonumber(s[6]) <= grace then return {11, gen, abs_exp, nbf} end
 -- Reuse: revoke the session (kept as a tombstone until it would have expired) and its
 -- live access tokens.
 redis.call('HSET', KEYS[1], 'status', 'r')
-mark(KEYS[3], KEYS[6], ARGV[8], window, KEYS[5])
+mark(KEYS[3], KEYS[6], ARGV[7], window, KEYS[5])
 return {12, 0, 0, 0}
