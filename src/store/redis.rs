@@ -768,6 +768,57 @@ where
     }
 }
 
+/// Prepended to a script in tests: any key it touches that is not in `KEYS` fails it
+/// (Redis Cluster proxies and future servers may enforce what Redis does not).
+#[cfg(test)]
+const STRICT_KEYS: &str = r#"
+local declared = {}
+for _, k in ipairs(KEYS) do declared[k] = true end
+local real = redis
+local redis = setmetatable({
+  call = function(cmd, ...)
+    local keys = real.pcall('COMMAND', 'GETKEYS', cmd, ...)
+    if not keys.err then
+      for _, k in ipairs(keys) do
+        if not declared[k] then error({err = 'undeclared key ' .. k .. ' in ' .. cmd}) end
+      end
+    end
+    return real.call(cmd, ...)
+  end,
+}, {__index = real})
+"#;
+
+#[cfg(test)]
+impl Script {
+    fn strict(lua: &str) -> Self {
+        Script::new(Box::leak(format!("{STRICT_KEYS}{lua}").into_boxed_str()))
+    }
+}
+
+#[cfg(test)]
+impl<C> RedisStore<C> {
+    /// The same store, its scripts strict about `KEYS` (see [`STRICT_KEYS`]).
+    fn strict_keys(mut self) -> Self {
+        let strict = |s: &Script| Script::strict(s.lua);
+        let s = &self.scripts;
+        self.scripts = Arc::new(Scripts {
+            create: strict(&s.create),
+            rotate: strict(&s.rotate),
+            deny: strict(&s.deny),
+            revoke: strict(&s.revoke),
+            revoke_all: strict(&s.revoke_all),
+            list: strict(&s.list),
+            sessions: strict(&s.sessions),
+        });
+        self
+    }
+}
+
+/// The tests' private `redis-server` processes.
+#[cfg(test)]
+#[path = "../../tests/support/redis_server.rs"]
+mod redis_server;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -806,5 +857,64 @@ mod tests {
         assert!(store.clone().prefix("app}").is_err());
         let store = store.prefix("app").unwrap();
         assert_eq!(store.user_prefix("a"), "app:{u:61}:");
+    }
+
+    /// Every script, down every branch that writes, declares every key it touches.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_key_a_script_touches_is_declared() {
+        let Some(server) = redis_server::RedisServer::start() else {
+            return;
+        };
+        let store = RedisStore::connect(&server.url()).await.unwrap().strict_keys();
+        let marks = MarkPolicy {
+            window: Duration::from_secs(60),
+            max_per_user: 1,
+        };
+        let new = |sid| NewSession {
+            sub: "u",
+            sid,
+            absolute: Duration::from_secs(60),
+            idle: Some(Duration::from_secs(30)),
+            max_per_user: 2,
+        };
+        let rotation = |sid, generation| Rotation {
+            sub: "u",
+            sid,
+            generation,
+            grace: Duration::ZERO,
+            marks,
+        };
+        for sid in ["s1", "s2", "s3", "s4"] {
+            // Past two, each login ends the session ending soonest (the two-phase create).
+            store.create_session(new(sid)).await.unwrap();
+        }
+        store.rotate(rotation("s4", 0)).await.unwrap();
+        // Reuse: the session is revoked, with a marker.
+        let reuse = store.rotate(rotation("s4", 0)).await.unwrap();
+        assert_eq!(reuse, RotateOutcome::ReuseDetected);
+        store
+            .deny_token("u", "j1", Duration::from_secs(60), marks)
+            .await
+            .unwrap();
+        // No room for another marker: the not-before is raised instead.
+        assert!(store.revoke_session("u", "s3", marks).await.unwrap());
+        store.create_session(new("s5")).await.unwrap();
+        let listed = store.sessions("u").await.unwrap();
+        assert_eq!(listed.iter().map(|s| s.sid.as_str()).collect::<Vec<_>>(), ["s5"]);
+        store.revoke_all("u", Duration::from_secs(60)).await.unwrap();
+        let token = TokenRef {
+            sub: "u",
+            sid: "s3",
+            jti: "j2",
+            iat: 1,
+        };
+        assert_eq!(store.check(token).await.unwrap(), TokenStatus::UserLoggedOut);
+        // And the check does fail on an undeclared key.
+        let sloppy = Script::strict("redis.call('GET', 'undeclared'); return 1");
+        let err = store
+            .run::<i64>(&sloppy, Vec::new(), Vec::new())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("undeclared key"), "{err}");
     }
 }
