@@ -544,10 +544,16 @@ where
                 // Through the tracked connection, so the server invalidates what it read.
                 Some(mirror) => {
                     let ticket = mirror.ticket();
-                    let reply: Reply = mirror.client().mget(keys).await.map_err(store_error)?;
-                    let values = values(reply);
-                    mirror.keep(ticket, &t, values);
-                    values
+                    match mirror.client().mget::<Reply, _>(keys.clone()).await {
+                        Ok(reply) => {
+                            let values = values(reply);
+                            mirror.keep(ticket, &t, values);
+                            values
+                        }
+                        // The tracked connection broke (the mirror drops itself until
+                        // tracking is back): answer from Redis through the pool meanwhile.
+                        Err(_) => values(self.client.mget(keys).await.map_err(store_error)?),
+                    }
                 }
                 None => values(self.client.mget(keys).await.map_err(store_error)?),
             };
