@@ -8,20 +8,19 @@
 #[allow(dead_code)]
 mod demo;
 
+#[path = "support/counting.rs"]
+mod counting;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use counting::Counting;
 use fantoccini::{Client, ClientBuilder, Locator};
-use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
-use tower_jwt_auth::store::{
-    Grant, MarkPolicy, NewSession, RevocationStore, RotateOutcome, Rotation, SessionInfo, SessionStore,
-    Store, TokenRef, TokenStatus,
-};
-use tower_jwt_auth::{Issuer, MemoryStore, RefreshSecrets, Sessions, SigningKey, StoreError};
+use tower_jwt_auth::{Issuer, MemoryStore, RefreshSecrets, Sessions, SigningKey};
 
 fn find(binary: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
@@ -88,54 +87,6 @@ impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Counts the refreshes reaching the store.
-struct Counting {
-    inner: Store,
-    rotations: Arc<AtomicUsize>,
-}
-
-impl RevocationStore for Counting {
-    fn check<'a>(&'a self, t: TokenRef<'a>) -> BoxFuture<'a, Result<TokenStatus, StoreError>> {
-        self.inner.check(t)
-    }
-    fn check_local(&self, t: TokenRef<'_>) -> Option<TokenStatus> {
-        self.inner.check_local(t)
-    }
-}
-
-impl SessionStore for Counting {
-    fn create_session<'a>(&'a self, s: NewSession<'a>) -> BoxFuture<'a, Result<Grant, StoreError>> {
-        self.inner.create_session(s)
-    }
-    fn rotate<'a>(&'a self, r: Rotation<'a>) -> BoxFuture<'a, Result<RotateOutcome, StoreError>> {
-        self.rotations.fetch_add(1, Ordering::SeqCst);
-        self.inner.rotate(r)
-    }
-    fn deny_token<'a>(
-        &'a self,
-        s: &'a str,
-        j: &'a str,
-        t: Duration,
-        m: MarkPolicy,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.inner.deny_token(s, j, t, m)
-    }
-    fn revoke_session<'a>(
-        &'a self,
-        s: &'a str,
-        i: &'a str,
-        m: MarkPolicy,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.inner.revoke_session(s, i, m)
-    }
-    fn revoke_all<'a>(&'a self, s: &'a str, w: Duration) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.inner.revoke_all(s, w)
-    }
-    fn sessions<'a>(&'a self, s: &'a str) -> BoxFuture<'a, Result<Vec<SessionInfo>, StoreError>> {
-        self.inner.sessions(s)
     }
 }
 

@@ -5,14 +5,15 @@
 //! B refusing is measured over many trials. Then B's tracked connection is dropped (`CLIENT
 //! KILL`, a Redis restart) while A revokes: B must never answer from a stale mirror.
 
+#[path = "support/probe.rs"]
+mod probe;
+
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
-use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use http::{Request, Response, StatusCode};
-use tower::{service_fn, ServiceBuilder, ServiceExt};
+use http::StatusCode;
 use tower_jwt_auth::store::{RevocationStore, TokenRef, TokenStatus};
 use tower_jwt_auth::{Issuer, JwtAuthLayer, RedisStore, RefreshSecrets, Sessions, SigningKey, TokenPair};
 
@@ -38,16 +39,7 @@ async fn instances(url: &str) -> Instances {
 impl Instances {
     /// What B answers for `token` (through the middleware: mirror first, then Redis).
     async fn b_status(&self, token: &str) -> StatusCode {
-        let svc = ServiceBuilder::new()
-            .layer(self.b_layer.clone())
-            .service(service_fn(|_: Request<()>| async {
-                Ok::<_, Infallible>(Response::new(()))
-            }));
-        let req = Request::builder()
-            .header("authorization", format!("Bearer {token}"))
-            .body(())
-            .unwrap();
-        svc.oneshot(req).await.unwrap().status()
+        probe::status(&self.b_layer, token).await
     }
 
     /// Logs `sub` in on A and has B answer the token from its mirror.

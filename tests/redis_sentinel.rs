@@ -4,30 +4,20 @@
 //! refused and a live session keeps working. Nothing answers 200 for the revoked token at any
 //! point: a checker asks all along.
 
+#[path = "support/probe.rs"]
+mod probe;
+
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{Request, Response, StatusCode};
-use tower::{service_fn, ServiceBuilder, ServiceExt};
-use tower_jwt_auth::{Issuer, JwtAuthLayer, RedisStore, RefreshSecrets, SessionError, Sessions, SigningKey};
+use http::StatusCode;
+use tower_jwt_auth::{Issuer, RedisStore, RefreshSecrets, SessionError, Sessions, SigningKey};
 
-async fn status(layer: &JwtAuthLayer, token: &str) -> StatusCode {
-    let svc = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(service_fn(|_: Request<()>| async {
-            Ok::<_, Infallible>(Response::new(()))
-        }));
-    let req = Request::builder()
-        .header("authorization", format!("Bearer {token}"))
-        .body(())
-        .unwrap();
-    svc.oneshot(req).await.unwrap().status()
-}
+use probe::status;
 
 /// Retries `f` while the store is unavailable (the failover), for at most 30 s.
 async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T

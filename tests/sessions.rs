@@ -1,19 +1,22 @@
 //! The rotation state machine, case by case, on the in-memory store (the conformance suite
 //! runs the store-level cases on Redis too).
 
+#[path = "support/probe.rs"]
+mod probe;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use http::{Request, StatusCode};
-use tower::{service_fn, ServiceBuilder, ServiceExt};
+use tower::{ServiceBuilder, ServiceExt};
 use tower_jwt_auth::store::{
     Grant, MarkPolicy, NewSession, RevocationStore, RotateOutcome, Rotation, SessionInfo, SessionStore,
     Store, TokenRef, TokenStatus,
 };
 use tower_jwt_auth::{
-    Claims, Issuer, JwtAuthLayer, MemoryStore, NoClaims, RefreshSecrets, SessionError, Sessions, SigningKey,
+    Issuer, JwtAuthLayer, MemoryStore, NoClaims, RefreshSecrets, SessionError, Sessions, SigningKey,
     StoreError,
 };
 
@@ -94,18 +97,7 @@ fn sessions(grace: Duration) -> Sessions {
 
 /// Status of an access token through the real middleware.
 async fn access_status(s: &Sessions, token: &str) -> StatusCode {
-    let svc =
-        ServiceBuilder::new()
-            .layer(s.auth_layer())
-            .service(service_fn(|req: Request<String>| async move {
-                assert!(req.extensions().get::<Claims>().is_some());
-                Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
-            }));
-    let req = Request::builder()
-        .header("authorization", format!("Bearer {token}"))
-        .body(String::new())
-        .unwrap();
-    svc.oneshot(req).await.unwrap().status()
+    probe::status(&s.auth_layer(), token).await
 }
 
 #[tokio::test]
@@ -772,19 +764,8 @@ async fn a_layer_accepting_tokens_longer_widens_every_revocation() {
     let lenient = issuer.validation().leeway(Duration::from_secs(15));
     let layer = JwtAuthLayer::new(lenient, memory);
     let status = |token: String| {
-        let svc =
-            ServiceBuilder::new()
-                .layer(layer.clone())
-                .service(service_fn(|_: Request<String>| async {
-                    Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
-                }));
-        async move {
-            let req = Request::builder()
-                .header("authorization", format!("Bearer {token}"))
-                .body(String::new())
-                .unwrap();
-            svc.oneshot(req).await.unwrap().status()
-        }
+        let layer = layer.clone();
+        async move { probe::status(&layer, &token).await }
     };
 
     let live = s.login("alice").await.unwrap();

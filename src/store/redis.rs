@@ -200,28 +200,26 @@ impl RedisStore<Pool> {
 
     async fn connect_config(mut config: Config, timeout: Duration) -> Result<Self, StoreError> {
         config.fail_fast = true;
-        let pool = Builder::from_config(config)
-            .with_connection_config(|c| {
-                c.connection_timeout = timeout;
-                c.internal_command_timeout = timeout;
-                c.max_command_attempts = 1;
-            })
-            .with_performance_config(|p| p.default_command_timeout = timeout)
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
-            .build_pool(4)
-            .map_err(store_error)?;
+        // Every command bounded by `timeout` and tried once (a rotation replayed after a
+        // dropped connection would look like token reuse); reconnecting in the background.
+        let builder = |config: Config| {
+            let mut builder = Builder::from_config(config);
+            builder
+                .with_connection_config(|c| {
+                    c.connection_timeout = timeout;
+                    c.internal_command_timeout = timeout;
+                    c.max_command_attempts = 1;
+                })
+                .with_performance_config(|p| p.default_command_timeout = timeout)
+                .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2));
+            builder
+        };
+        let pool = builder(config).build_pool(4).map_err(store_error)?;
         pool.init().await.map_err(store_error)?;
-        let tracked = Builder::from_config(Config {
+        let tracked = builder(Config {
             version: RespVersion::RESP3,
             ..pool.client_config()
         })
-        .with_connection_config(|c| {
-            c.connection_timeout = timeout;
-            c.internal_command_timeout = timeout;
-            c.max_command_attempts = 1;
-        })
-        .with_performance_config(|p| p.default_command_timeout = timeout)
-        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
         .build()
         .map_err(store_error)?;
         tracked.init().await.map_err(store_error)?;
