@@ -216,9 +216,10 @@ impl Sessions {
     }
 
     /// Most revocation markers (logged-out access tokens, revoked sessions) one user holds
-    /// at once (default 1000). One more raises the user's not-before instead: every access
-    /// token the user holds dies at once (their sessions live on, so clients refresh), no
-    /// revocation is lost, and one account cannot fill the store however often it logs out.
+    /// at once (default 1000). One more folds the oldest into the user's not-before: the
+    /// user's access tokens about as old as it die (fresher ones and every session live
+    /// on), no revocation is lost, and one account cannot fill the store however often it
+    /// logs out.
     pub fn max_revocations_per_user(self, max: usize) -> Self {
         self.map(|i| i.policy.max_marks = max)
     }

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tower_jwt_auth::store::{
     Grant, MarkPolicy, NewSession, RejectReason, RotateOutcome, Rotation, Store, TokenRef, TokenStatus,
+    MAX_NOT_BEFORE_LEAD,
 };
 use tower_jwt_auth::{MemoryStore, RedisStore};
 
@@ -454,10 +455,10 @@ async fn marker_cap(s: &Store) {
     assert_eq!(check(s, &u, "s2", "j1", iat).await, TokenStatus::Denied);
     assert_eq!(check(s, &u, "s1", "j", iat).await, TokenStatus::SessionRevoked);
     assert_eq!(check(s, &u, "s2", "j", iat).await, TokenStatus::Active);
-    // No room for a fourth: the user's not-before rises instead, ending the token and every
-    // other access token of the user issued so far...
+    // No room for a fourth: the oldest marker is folded into the user's not-before, which
+    // ends every access token of the user issued up to it (here, in this very second)...
     s.deny_token(&u, "j3", WINDOW, cap).await.unwrap();
-    assert_eq!(check(s, &u, "s2", "j3", iat).await, TokenStatus::UserLoggedOut);
+    assert_eq!(check(s, &u, "s2", "j3", iat).await, TokenStatus::Denied);
     assert_eq!(check(s, &u, "s2", "j", iat).await, TokenStatus::UserLoggedOut);
     // ...but not the sessions: they refresh, and their new tokens pass.
     let RotateOutcome::Rotated(g) = rotate_grant(s, &u, "s2", 0, GRACE).await else {
@@ -476,7 +477,14 @@ async fn marker_cap(s: &Store) {
         rotate(s, &u, "s3", 0, GRACE).await,
         Out::Rejected(RejectReason::Revoked)
     );
-    assert_eq!(check(s, &u, "s3", "j5", fresh).await, TokenStatus::UserLoggedOut);
+    assert_eq!(check(s, &u, "s3", "j5", fresh).await, TokenStatus::SessionRevoked);
+    // With no markers kept at all, a revocation ends every token of the user so far.
+    let none = MarkPolicy {
+        max_per_user: 0,
+        ..MARKS
+    };
+    s.deny_token(&u, "j6", WINDOW, none).await.unwrap();
+    assert_eq!(check(s, &u, "s2", "j6", fresh).await, TokenStatus::UserLoggedOut);
     // Only this user.
     assert_eq!(
         check(s, &user("other"), "s2", "j", iat).await,
@@ -580,6 +588,58 @@ async fn redis_eviction_policy_is_read() {
     assert_eq!(store.eviction_policy().await.unwrap(), "noeviction");
     server.cli(&["CONFIG", "SET", "maxmemory-policy", "volatile-lru"]);
     assert_eq!(store.eviction_policy().await.unwrap(), "volatile-lru");
+}
+
+/// Folding a marker ends only tokens about as old as it: a token issued after it (and past
+/// the lead a token being minted may carry) lives on. Slow (the lead is 10 s): one store of
+/// each kind, side by side.
+async fn folding_ends_only_old_tokens(s: &Store) {
+    let u = user("fold");
+    let cap = MarkPolicy {
+        max_per_user: 2,
+        ..MARKS
+    };
+    for sid in ["s1", "s2", "s3", "s4"] {
+        create(s, &u, sid).await;
+    }
+    let old = now_secs();
+    assert!(s.revoke_session(&u, "s1", cap).await.unwrap());
+    while now_secs() <= old + MAX_NOT_BEFORE_LEAD.as_secs() + 1 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recent = now_secs();
+    assert!(s.revoke_session(&u, "s2", cap).await.unwrap());
+    // No room: the oldest (s1's) is folded.
+    assert!(s.revoke_session(&u, "s3", cap).await.unwrap());
+    assert_eq!(check(s, &u, "s1", "j1", old).await, TokenStatus::UserLoggedOut);
+    assert_eq!(
+        check(s, &u, "s2", "j2", recent).await,
+        TokenStatus::SessionRevoked
+    );
+    assert_eq!(
+        check(s, &u, "s3", "j3", recent).await,
+        TokenStatus::SessionRevoked
+    );
+    assert_eq!(
+        check(s, &u, "s4", "j4", recent).await,
+        TokenStatus::Active,
+        "a recent token of a live session survives the fold"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folding_a_marker_ends_only_old_tokens() {
+    let memory: Store = MemoryStore::new().into();
+    let server = redis_server::RedisServer::start();
+    let redis: Option<Store> = match &server {
+        Some(server) => Some(RedisStore::connect(&server.url()).await.unwrap().into()),
+        None => None,
+    };
+    tokio::join!(folding_ends_only_old_tokens(&memory), async {
+        if let Some(redis) = &redis {
+            folding_ends_only_old_tokens(redis).await;
+        }
+    });
 }
 
 /// Every case side by side on one store (independent users), so each kind of key is written

@@ -39,9 +39,11 @@ pub struct MarkPolicy {
     /// any of them can carry.
     pub window: Duration,
     /// Most markers one user may hold at once. With no room for one more (this cap, or a
-    /// full store), the store raises the user's not-before instead, as logout-everywhere
-    /// does but without ending sessions: every access token of the user issued so far dies
-    /// (clients refresh), nothing is forgotten, and one account cannot fill the store.
+    /// full store), the store folds the user's oldest marker into the not-before: raised to
+    /// what covers that marker (the second it was written plus [`MAX_NOT_BEFORE_LEAD`], at
+    /// most the next second), ending the user's access tokens about as old, never sessions.
+    /// Nothing is forgotten, and one account cannot fill the store. With a cap of 0 the
+    /// not-before is raised to now at every revocation.
     pub max_per_user: usize,
 }
 

@@ -8,10 +8,10 @@
 //! | `tja:{u:…}:sess:<sid>` | hash: gen, status, created, abs_exp, idle, last_used, rotated_at, epoch | until the session would expire (tombstone when revoked) |
 //! | `tja:{u:…}:sessions` | zset sid → when it ends, for listing and the per-user cap | the latest absolute expiry |
 //! | `tja:{u:…}:epoch` | logout-all counter | as long as any session may compare against it |
-//! | `tja:{u:…}:nbf` | not-before, seconds | access lifetime + leeway |
-//! | `tja:{u:…}:sidrev:<sid>` | revoked session marker | the revocation window |
-//! | `tja:{u:…}:deny:<jti>` | denylisted access token | its `exp` + leeway, relative |
-//! | `tja:{u:…}:marks` | zset marker → when it ends: bounds the user's markers | its latest marker |
+//! | `tja:{u:…}:nbf` | not-before, seconds | the revocation window, never shortened |
+//! | `tja:{u:…}:sidrev:<sid>` | revoked session marker: the not-before that covers it | the revocation window |
+//! | `tja:{u:…}:deny:<jti>` | denylisted access token: the not-before that covers it | until no verifier accepts it, relative |
+//! | `tja:{u:…}:marks` | zset marker → when written: bounds and orders the user's markers | the revocation window |
 //!
 //! State changes are Lua scripts (EVALSHA, reloaded on NOSCRIPT) reading the clock with
 //! `TIME`, except the not-before: it is compared with `iat`, which the application's clock
@@ -399,21 +399,37 @@ where
     /// (when `must_wait` says the script revoked anything).
     async fn revoke<R: FromValue>(
         &self,
+        user: &str,
         script: &Script,
-        keys: Vec<String>,
-        args: Vec<Value>,
+        mut keys: Vec<String>,
+        mut args: Vec<Value>,
         must_wait: impl FnOnce(&R) -> bool,
     ) -> Result<R, StoreError> {
-        let Some(replication) = &self.replication else {
-            return self.run(script, keys, args).await;
-        };
         // Every key of one user hashes to one slot: WAIT goes where the write went.
         let slot = fred::util::redis_keyslot(keys[0].as_bytes());
-        let answer: R = run_on(&replication.client, script, keys, args).await?;
-        if must_wait(&answer) {
-            replication.wait(slot).await?;
+        let client = self.replication.as_ref().map(|r| &r.client);
+        // At most twice: a script with no room for a marker names the one to fold, which
+        // the second run declares (`marks.lua`).
+        for _ in 0..2 {
+            let reply: Value = match client {
+                Some(client) => run_on(client, script, keys.clone(), args.clone()).await?,
+                None => self.run(script, keys.clone(), args.clone()).await?,
+            };
+            if let Value::Array(items) = &reply {
+                if let [Value::Integer(-1), member] = items.as_slice() {
+                    let member = member.as_str().ok_or_else(|| malformed("marker to fold"))?;
+                    keys.push(marker_key(user, &member).ok_or_else(|| malformed("marker to fold"))?);
+                    args[FOLD_ARG] = Value::from(member.as_ref());
+                    continue;
+                }
+            }
+            let answer = R::from_value(reply).map_err(store_error)?;
+            if let Some(replication) = self.replication.as_ref().filter(|_| must_wait(&answer)) {
+                replication.wait(slot).await?;
+            }
+            return Ok(answer);
         }
-        Ok(answer)
+        Err(malformed("second request to fold a marker"))
     }
 }
 
@@ -509,15 +525,28 @@ fn count(n: u64) -> Value {
     Value::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
-/// ARGV 1-3 of the scripts that write revocations (see `marks.lua`): the cap, the
+/// ARGV 1-4 of the scripts that write revocations (see `marks.lua`): the cap, the
 /// not-before candidate from the application's clock (see `store::not_before_after`), the
-/// window.
+/// window, and no marker to fold yet.
 fn mark_args(marks: MarkPolicy) -> Vec<Value> {
     vec![
         count(u64::try_from(marks.max_per_user).unwrap_or(u64::MAX)),
         count(now_ms() / 1000 + 1),
         int(marks.window),
+        Value::from(""),
     ]
+}
+
+/// Where [`mark_args`] puts the marker to fold.
+const FOLD_ARG: usize = 3;
+
+/// The key of a marker from its member in the user's markers zset (`d:<jti>`, `s:<sid>`).
+fn marker_key(user: &str, member: &str) -> Option<String> {
+    if let Some(jti) = member.strip_prefix("d:") {
+        Some(key(user, "deny:", jti))
+    } else {
+        member.strip_prefix("s:").map(|sid| key(user, "sidrev:", sid))
+    }
 }
 
 /// How many times a login re-declares the sessions it must end before giving up (each try
@@ -644,6 +673,7 @@ where
             // Only a replay (code 12) revokes, and waits for the replicas.
             let (code, generation, session_end_ms, not_before): (i64, u64, u64, u64) = self
                 .revoke(
+                    &user,
                     &self.scripts.rotate,
                     keys,
                     args,
@@ -690,7 +720,7 @@ where
                 return Ok(()); // already expired: nothing to remember
             }
             let _forget = self.forget_when_done(sub, Some(jti), None);
-            self.revoke::<i64>(&self.scripts.deny, keys, args, |_| true)
+            self.revoke::<Vec<i64>>(&user, &self.scripts.deny, keys, args, |_| true)
                 .await
                 .map(drop)
         })
@@ -714,8 +744,10 @@ where
         args.push(Value::from(format!("s:{sid}")));
         Box::pin(async move {
             let _forget = self.forget_when_done(sub, None, Some(sid));
-            let revoked: i64 = self.revoke(&self.scripts.revoke, keys, args, |_| true).await?;
-            Ok(revoked == 1)
+            let revoked: Vec<i64> = self
+                .revoke(&user, &self.scripts.revoke, keys, args, |_| true)
+                .await?;
+            Ok(revoked == [1])
         })
     }
 
@@ -734,7 +766,7 @@ where
         Box::pin(async move {
             let _forget = self.forget_when_done(sub, None, None);
             let _nbf: i64 = self
-                .revoke(&self.scripts.revoke_all, keys, args, |_| true)
+                .revoke(&user, &self.scripts.revoke_all, keys, args, |_| true)
                 .await?;
             Ok(())
         })
@@ -828,6 +860,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_scripts_lead_is_the_crates() {
+        let lead = format!("local lead = {}\n", MAX_NOT_BEFORE_LEAD.as_secs());
+        assert!(include_str!("redis/marks.lua").contains(&lead));
+    }
+
+    #[test]
     fn tls_urls_need_tls_support() {
         for url in [
             "rediss://h:6380",
@@ -900,8 +938,16 @@ mod tests {
             .deny_token("u", "j1", Duration::from_secs(60), marks)
             .await
             .unwrap();
-        // No room for another marker: the not-before is raised instead.
+        // No room for another marker (one each time): the oldest is folded into the
+        // not-before, its key declared on a second run.
         assert!(store.revoke_session("u", "s3", marks).await.unwrap());
+        let folded = TokenRef {
+            sub: "u",
+            sid: "s9",
+            jti: "j1",
+            iat: 1,
+        };
+        assert_eq!(store.check(folded).await.unwrap(), TokenStatus::UserLoggedOut);
         store.create_session(new("s5")).await.unwrap();
         let listed = store.sessions("u").await.unwrap();
         assert_eq!(listed.iter().map(|s| s.sid.as_str()).collect::<Vec<_>>(), ["s5"]);
@@ -912,7 +958,7 @@ mod tests {
             jti: "j2",
             iat: 1,
         };
-        assert_eq!(store.check(token).await.unwrap(), TokenStatus::UserLoggedOut);
+        assert_eq!(store.check(token).await.unwrap(), TokenStatus::SessionRevoked);
         // And the check does fail on an undeclared key.
         let sloppy = Script::strict("redis.call('GET', 'undeclared'); return 1");
         let err = store

@@ -355,11 +355,23 @@ mod tests {
             store.create_session(session("s", HOUR)).await.is_err(),
             "full: a new session is refused"
         );
-        // A revocation is never refused for want of room, nor forgotten: the user's
-        // not-before rises instead, and nothing is added.
+        // A revocation is never refused for want of room, nor forgotten: the user's oldest
+        // marker is folded into the not-before to make room, and nothing is added.
         store.deny_token("u", "d", HOUR, MARKS).await.unwrap();
+        assert_eq!(store.check(token("u", "d")).await.unwrap(), TokenStatus::Denied);
+        let mut folded = 0;
+        for jti in ["a", "b", "c"] {
+            match store.check(token("u", jti)).await.unwrap() {
+                TokenStatus::UserLoggedOut => folded += 1,
+                status => assert_eq!(status, TokenStatus::Denied),
+            }
+        }
+        assert_eq!(folded, 1, "one marker folded into the not-before");
+        assert_eq!(store.len(), 3);
+        // With none of the user's to fold, the user's not-before rises instead.
+        store.deny_token("v", "e", HOUR, MARKS).await.unwrap();
         assert_eq!(
-            store.check(token("u", "d")).await.unwrap(),
+            store.check(token("v", "e")).await.unwrap(),
             TokenStatus::UserLoggedOut
         );
         assert_eq!(store.len(), 3);

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use crate::clock::ms;
 use crate::store::{
     not_before_after, Grant, MarkPolicy, NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo,
-    TokenRef, TokenStatus,
+    TokenRef, TokenStatus, MAX_NOT_BEFORE_LEAD,
 };
 
 /// `added − removed`, as the store's entry count moves.
@@ -23,10 +23,21 @@ pub(super) struct User {
     /// (not-before in seconds, kept until ms).
     nbf: Option<(u64, u64)>,
     sessions: HashMap<String, Session>,
-    /// jti → denied until (ms).
-    deny: HashMap<String, u64>,
-    /// sid → access tokens rejected until (ms).
-    sidrev: HashMap<String, u64>,
+    /// jti → its denylisting.
+    deny: HashMap<String, Marker>,
+    /// sid → the revocation of its access tokens.
+    sidrev: HashMap<String, Marker>,
+}
+
+/// A revocation marker.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Marker {
+    /// Rejecting until (ms).
+    until: u64,
+    /// The not-before that would end every token it stops (seconds): past the clock when
+    /// written by [`MAX_NOT_BEFORE_LEAD`], as a token of the session minted meanwhile may
+    /// carry an `iat` that far ahead.
+    covered_by: u64,
 }
 
 /// Which kind of revocation marker.
@@ -52,10 +63,10 @@ impl User {
 
     /// The revocation state of one of this user's tokens at `now`.
     pub(super) fn status(&self, t: TokenRef<'_>, now: u64) -> TokenStatus {
-        if self.deny.get(t.jti).is_some_and(|&until| until > now) {
+        if self.deny.get(t.jti).is_some_and(|m| m.until > now) {
             return TokenStatus::Denied;
         }
-        if self.sidrev.get(t.sid).is_some_and(|&until| until > now) {
+        if self.sidrev.get(t.sid).is_some_and(|m| m.until > now) {
             return TokenStatus::SessionRevoked;
         }
         if self.nbf.is_some_and(|(nbf, until)| until > now && t.iat < nbf) {
@@ -68,8 +79,8 @@ impl User {
     pub(super) fn purge(&mut self, now: u64) -> usize {
         let before = self.len();
         self.sessions.retain(|_, s| s.expires() > now);
-        self.deny.retain(|_, until| *until > now);
-        self.sidrev.retain(|_, until| *until > now);
+        self.deny.retain(|_, m| m.until > now);
+        self.sidrev.retain(|_, m| m.until > now);
         if self.nbf.is_some_and(|(_, until)| until <= now) {
             self.nbf = None;
         }
@@ -136,10 +147,12 @@ impl User {
         self.deny.len() + self.sidrev.len()
     }
 
-    /// Records `mark` until `until`, or, with no room for it (this user's cap, or `room` false
-    /// because the store is full), raises the not-before instead, which rejects every access
-    /// token issued so far: nothing is forgotten and nothing grows. Returns the change in
-    /// entries.
+    /// Records `mark` until `until`. With no room for it (this user's cap, or `room` false
+    /// because the store is full), the user's oldest marker is folded into the not-before
+    /// first: raised to what covers it, which ends every token it stopped (and only tokens
+    /// about as old). With none to fold, the not-before is raised to now, ending every
+    /// access token of the user issued so far. Nothing is forgotten and nothing grows.
+    /// Returns the change in entries.
     pub(super) fn mark(
         &mut self,
         mark: Mark<'_>,
@@ -148,29 +161,57 @@ impl User {
         room: bool,
         now: u64,
     ) -> isize {
+        let covered_by = now / 1000 + 1 + MAX_NOT_BEFORE_LEAD.as_secs();
         if let Some(e) = self.marker(mark) {
-            *e = (*e).max(until);
+            e.until = e.until.max(until);
+            e.covered_by = covered_by;
             return 0;
         }
         let before = self.marks();
         if before >= policy.max_per_user {
-            self.deny.retain(|_, u| *u > now);
-            self.sidrev.retain(|_, u| *u > now);
+            self.deny.retain(|_, m| m.until > now);
+            self.sidrev.retain(|_, m| m.until > now);
         }
-        let removed = before - self.marks();
-        if room && self.marks() < policy.max_per_user {
+        let mut removed = before - self.marks();
+        let window = ms(policy.window);
+        if policy.max_per_user > 0 && (!room || self.marks() >= policy.max_per_user) {
+            removed += usize::from(self.fold_oldest(now, window));
+        }
+        if (room || removed > 0) && self.marks() < policy.max_per_user {
+            let marker = Marker { until, covered_by };
             match mark {
-                Mark::Deny(jti) => self.deny.insert(jti.to_owned(), until),
-                Mark::Session(sid) => self.sidrev.insert(sid.to_owned(), until),
+                Mark::Deny(jti) => self.deny.insert(jti.to_owned(), marker),
+                Mark::Session(sid) => self.sidrev.insert(sid.to_owned(), marker),
             };
             delta(1, removed)
         } else {
-            self.raise_not_before(now, ms(policy.window), false);
+            self.raise_not_before(now, window, false);
             delta(0, removed)
         }
     }
 
-    fn marker(&mut self, mark: Mark<'_>) -> Option<&mut u64> {
+    /// Folds the oldest marker into the not-before (raised to what covers it, at most the
+    /// next second); whether there was one.
+    fn fold_oldest(&mut self, now: u64, window: u64) -> bool {
+        let oldest = |map: &HashMap<String, Marker>| {
+            map.iter()
+                .min_by_key(|(_, m)| m.covered_by)
+                .map(|(k, m)| (k.clone(), m.covered_by))
+        };
+        let folded = match (oldest(&self.deny), oldest(&self.sidrev)) {
+            (Some(d), Some(s)) if s.1 < d.1 => self.sidrev.remove(&s.0),
+            (Some(d), _) => self.deny.remove(&d.0),
+            (None, Some(s)) => self.sidrev.remove(&s.0),
+            (None, None) => None,
+        };
+        let Some(folded) = folded else {
+            return false;
+        };
+        self.cover(folded.covered_by.min(now / 1000 + 1), now, window);
+        true
+    }
+
+    fn marker(&mut self, mark: Mark<'_>) -> Option<&mut Marker> {
         match mark {
             Mark::Deny(jti) => self.deny.get_mut(jti),
             Mark::Session(sid) => self.sidrev.get_mut(sid),
@@ -181,6 +222,12 @@ impl User {
     /// `past_current`, and bumps the epoch too).
     fn raise_not_before(&mut self, now: u64, window: u64, past_current: bool) {
         let nbf = not_before_after(now, self.not_before(now), past_current);
+        self.cover(nbf, now, window);
+    }
+
+    /// Sets the not-before to `nbf` (never lowered), kept for at least `window` ms.
+    fn cover(&mut self, nbf: u64, now: u64, window: u64) {
+        let nbf = nbf.max(self.not_before(now));
         let until = now.saturating_add(window);
         let until = self.nbf.map_or(until, |(_, old_until)| old_until.max(until));
         self.nbf = Some((nbf, until));

@@ -1,20 +1,23 @@
 -- Prepended to every script that writes a revocation: the server's clock, and the two
--- ways a revocation is recorded. Scripts that include it take ARGV 1-3 as:
+-- ways a revocation is recorded. Scripts that include it take ARGV 1-4 as:
 --   1 most markers per user, 2 not-before candidate (the application's next second),
---   3 revocation window ms
+--   3 revocation window ms, 4 the marker to fold ('' for none; when set, its key is the
+--   last of KEYS)
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local max_marks = tonumber(ARGV[1])
 local nbf_candidate = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
+local fold = ARGV[4]
+-- store::MAX_NOT_BEFORE_LEAD, in seconds (a unit test keeps them equal).
+local lead = 10
 
--- Raises the user's not-before so every access token issued so far dies (see
--- store::not_before_after): to the application's next second (its clock writes iat), never
--- lowered; for a logout-all, past the current one too, up to `past_cap`; kept at least the
--- revocation window.
-local function raise_nbf(nbf_key, past_cap)
+-- Raises the user's not-before to `nbf` (default: the application's next second, its clock
+-- writes iat), never lowered; for a logout-all, past the current one too, up to `past_cap`
+-- (see store::not_before_after); kept at least the revocation window.
+local function raise_nbf(nbf_key, past_cap, nbf)
   local current = tonumber(redis.call('GET', nbf_key) or '0')
-  local nbf = nbf_candidate
+  nbf = nbf or nbf_candidate
   if past_cap then nbf = math.max(nbf, math.min(current + 1, past_cap)) end
   if nbf < current then nbf = current end
   local ttl = redis.call('PTTL', nbf_key)
@@ -23,17 +26,36 @@ local function raise_nbf(nbf_key, past_cap)
   return nbf
 end
 
--- Records a revocation marker for px ms. The user's markers are indexed in a zset
--- (member -> when it ends) that bounds them: with no room for one more, the not-before is
--- raised instead, which rejects every token the marker would have.
+-- Records a revocation marker for px ms; its value is the not-before that would end every
+-- token it stops: past the application's clock by the lead (a token of the session being
+-- minted meanwhile may carry an iat that far ahead). The user's markers are indexed in a
+-- zset (member -> when written) that bounds them. With no room for one more, the oldest is
+-- folded into the not-before: raised to its value, at most the next second (ending every
+-- token it stopped, and only tokens about as old), then deleted. Its key must be declared, so the first run returns its member to
+-- the caller, having written nothing but expiries, and the caller runs the script again
+-- with it. Returns nil, or that member.
 local function mark(key, marks_key, member, px, nbf_key)
-  redis.call('ZREMRANGEBYSCORE', marks_key, '-inf', now)
-  if redis.call('PTTL', key) >= px then return end
+  redis.call('ZREMRANGEBYSCORE', marks_key, '-inf', now - window)
+  if redis.call('PTTL', key) >= px then return nil end
   if not redis.call('ZSCORE', marks_key, member) and redis.call('ZCARD', marks_key) >= max_marks then
-    raise_nbf(nbf_key, nil)
-    return
+    if max_marks > 0 and fold == '' then
+      return redis.call('ZRANGE', marks_key, 0, 0)[1]
+    end
+    if max_marks > 0 and redis.call('ZSCORE', marks_key, fold) then
+      local written = redis.call('GET', KEYS[#KEYS])
+      if written then raise_nbf(nbf_key, nil, math.min(tonumber(written), nbf_candidate)) end
+      redis.call('DEL', KEYS[#KEYS])
+      redis.call('ZREM', marks_key, fold)
+    end
+    -- Still no room (no markers kept at all, or others written meanwhile): end every
+    -- token of the user issued so far instead.
+    if redis.call('ZCARD', marks_key) >= max_marks then
+      raise_nbf(nbf_key, nil)
+      return nil
+    end
   end
-  redis.call('SET', key, 1, 'PX', px)
-  redis.call('ZADD', marks_key, now + px, member)
-  if redis.call('PTTL', marks_key) < px then redis.call('PEXPIRE', marks_key, px) end
+  redis.call('SET', key, nbf_candidate + lead, 'PX', px)
+  redis.call('ZADD', marks_key, now, member)
+  if redis.call('PTTL', marks_key) < window then redis.call('PEXPIRE', marks_key, window) end
+  return nil
 end

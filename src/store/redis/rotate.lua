@@ -1,10 +1,11 @@
 -- Rotate a refresh token (the state machine of DESIGN.md "Rotation"), atomically.
 -- KEYS: 1 session hash, 2 user epoch, 3 sidrev, 4 user's sessions zset, 5 user not-before,
---       6 user's markers zset
--- ARGV: 1-3 as marks.lua, 4 sid, 5 presented generation, 6 grace ms, 7 the sidrev marker's
+--       6 user's markers zset (then the marker to fold)
+-- ARGV: 1-4 as marks.lua, 5 sid, 6 presented generation, 7 grace ms, 8 the sidrev marker's
 --       member name
 -- Returns {code, generation, abs_exp, not-before}: code 0 missing, 1 revoked, 2 expired,
--- 3 idle, 4 user logged out, 5 future generation, 10 rotated, 11 grace, 12 reuse detected.
+-- 3 idle, 4 user logged out, 5 future generation, 10 rotated, 11 grace, 12 reuse detected;
+-- or {-1, member} to be run again with that marker declared (see marks.lua).
 local s = redis.call('HMGET', KEYS[1], 'gen', 'status', 'abs_exp', 'idle', 'last_used', 'rotated_at', 'epoch')
 if not s[1] then return {0, 0, 0, 0} end
 if s[2] == 'r' then return {1, 0, 0, 0} end
@@ -21,20 +22,21 @@ if now >= expires then
   return {3, 0, 0, 0}
 end
 local nbf = tonumber(redis.call('GET', KEYS[5]) or '0')
-local g = tonumber(ARGV[5])
+local g = tonumber(ARGV[6])
 if g == gen then
   local next_expires = abs_exp
   if idle > 0 then next_expires = math.min(abs_exp, now + idle) end
   redis.call('HSET', KEYS[1], 'gen', gen + 1, 'rotated_at', now, 'last_used', now)
   redis.call('PEXPIREAT', KEYS[1], next_expires)
-  redis.call('ZADD', KEYS[4], 'XX', next_expires, ARGV[4])
+  redis.call('ZADD', KEYS[4], 'XX', next_expires, ARGV[5])
   return {10, gen + 1, abs_exp, nbf}
 end
 if g > gen then return {5, 0, 0, 0} end
-local grace = tonumber(ARGV[6])
+local grace = tonumber(ARGV[7])
 if g + 1 == gen and grace > 0 and now - tonumber(s[6]) <= grace then return {11, gen, abs_exp, nbf} end
 -- Reuse: revoke the session (kept as a tombstone until it would have expired) and its
 -- live access tokens.
+local fold_first = mark(KEYS[3], KEYS[6], ARGV[8], window, KEYS[5])
+if fold_first then return {-1, fold_first} end
 redis.call('HSET', KEYS[1], 'status', 'r')
-mark(KEYS[3], KEYS[6], ARGV[7], window, KEYS[5])
 return {12, 0, 0, 0}
