@@ -81,17 +81,27 @@ impl Load {
     }
 
     async fn me(&self, n: u64, token: &str) -> Option<StatusCode> {
+        self.me_answer(n, token).await.map(|(s, _)| s)
+    }
+
+    async fn me_answer(&self, n: u64, token: &str) -> Option<(StatusCode, Value)> {
         let req = self.http.get(format!("{}/me", self.base(n))).bearer_auth(token);
-        self.send(req).await.map(|(s, _)| s)
+        self.send(req).await
     }
 
     /// A live token must pass on both instances.
     async fn expect_live(&self, n: u64, token: &str) {
         for i in 0..2 {
-            if let Some(status) = self.me(n + i, token).await {
-                if status == StatusCode::UNAUTHORIZED {
-                    self.wrong(format!("a live token refused on instance {}", (n + i) % 2));
-                }
+            if let Some((StatusCode::UNAUTHORIZED, body)) = self.me_answer(n + i, token).await {
+                let claims = token
+                    .split('.')
+                    .nth(1)
+                    .and_then(base64_payload)
+                    .unwrap_or_default();
+                self.wrong(format!(
+                    "a live token refused on instance {}: {body} ({claims})",
+                    (n + i) % 2
+                ));
             }
         }
     }
@@ -283,4 +293,13 @@ async fn two_instances_on_one_redis_under_mixed_load() {
     assert!(without_ttl.is_empty(), "keys without a TTL: {without_ttl:?}");
     a.stop().await;
     b.stop().await;
+}
+
+/// A token's payload as text, for the report of a wrong answer.
+fn base64_payload(segment: &str) -> Option<String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(segment)
+        .ok()?;
+    String::from_utf8(bytes).ok()
 }

@@ -408,18 +408,29 @@ where
         // Every key of one user hashes to one slot: WAIT goes where the write went.
         let slot = fred::util::redis_keyslot(keys[0].as_bytes());
         let client = self.replication.as_ref().map(|r| &r.client);
-        // At most twice: a script with no room for a marker names the one to fold, which
-        // the second run declares (`marks.lua`).
-        for _ in 0..2 {
+        let (own_keys, own_args) = (keys.len(), args.len());
+        // A script with no room for a marker names the oldest few, and the next run offers
+        // them to fold, declaring their keys (`marks.lua`); concurrent revocations may fold
+        // them first, so again. The last run folds none and raises the not-before to now.
+        for attempt in 1..=FOLD_ATTEMPTS {
             let reply: Value = match client {
                 Some(client) => run_on(client, script, keys.clone(), args.clone()).await?,
                 None => self.run(script, keys.clone(), args.clone()).await?,
             };
             if let Value::Array(items) = &reply {
-                if let [Value::Integer(-1), member] = items.as_slice() {
-                    let member = member.as_str().ok_or_else(|| malformed("marker to fold"))?;
-                    keys.push(marker_key(user, &member).ok_or_else(|| malformed("marker to fold"))?);
-                    args[FOLD_ARG] = Value::from(member.as_ref());
+                if let [Value::Integer(-1), members @ ..] = items.as_slice() {
+                    keys.truncate(own_keys);
+                    args.truncate(own_args);
+                    if attempt + 1 < FOLD_ATTEMPTS {
+                        for member in members {
+                            let member = member.as_string().ok_or_else(|| malformed("marker to fold"))?;
+                            keys.push(marker_key(user, &member).ok_or_else(|| malformed("marker to fold"))?);
+                            args.push(Value::from(member));
+                        }
+                        args[FOLD_ARG] = count(members.len() as u64);
+                    } else {
+                        args[FOLD_ARG] = Value::Integer(-1);
+                    }
                     continue;
                 }
             }
@@ -429,7 +440,7 @@ where
             }
             return Ok(answer);
         }
-        Err(malformed("second request to fold a marker"))
+        Err(malformed("a request to fold a marker after folding none"))
     }
 }
 
@@ -527,18 +538,21 @@ fn count(n: u64) -> Value {
 
 /// ARGV 1-4 of the scripts that write revocations (see `marks.lua`): the cap, the
 /// not-before candidate from the application's clock (see `store::not_before_after`), the
-/// window, and no marker to fold yet.
+/// window, and no markers offered to fold yet.
 fn mark_args(marks: MarkPolicy) -> Vec<Value> {
     vec![
         count(u64::try_from(marks.max_per_user).unwrap_or(u64::MAX)),
         count(now_ms() / 1000 + 1),
         int(marks.window),
-        Value::from(""),
+        Value::Integer(0),
     ]
 }
 
-/// Where [`mark_args`] puts the marker to fold.
+/// Where [`mark_args`] puts how many markers are offered to fold.
 const FOLD_ARG: usize = 3;
+
+/// Runs of a revoking script, folding a marker when there is no room (see `revoke`).
+const FOLD_ATTEMPTS: usize = 5;
 
 /// The key of a marker from its member in the user's markers zset (`d:<jti>`, `s:<sid>`).
 fn marker_key(user: &str, member: &str) -> Option<String> {

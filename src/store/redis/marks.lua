@@ -1,16 +1,19 @@
 -- Prepended to every script that writes a revocation: the server's clock, and the two
 -- ways a revocation is recorded. Scripts that include it take ARGV 1-4 as:
 --   1 most markers per user, 2 not-before candidate (the application's next second),
---   3 revocation window ms, 4 the marker to fold ('' for none; when set, its key is the
---   last of KEYS)
+--   3 revocation window ms, 4 how many markers the caller offers to fold (their members
+--   are the last ARGV, their keys the last KEYS; -1 to fold none and raise the not-before
+--   to now)
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local max_marks = tonumber(ARGV[1])
 local nbf_candidate = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
-local fold = ARGV[4]
+local folds = tonumber(ARGV[4])
 -- store::MAX_NOT_BEFORE_LEAD, in seconds (a unit test keeps them equal).
 local lead = 10
+-- How many of the oldest markers a run without room offers to fold.
+local fold_batch = 8
 
 -- Raises the user's not-before to `nbf` (default: the application's next second, its clock
 -- writes iat), never lowered; for a logout-all, past the current one too, up to `past_cap`
@@ -31,24 +34,34 @@ end
 -- minted meanwhile may carry an iat that far ahead). The user's markers are indexed in a
 -- zset (member -> when written) that bounds them. With no room for one more, the oldest is
 -- folded into the not-before: raised to its value, at most the next second (ending every
--- token it stopped, and only tokens about as old), then deleted. Its key must be declared, so the first run returns its member to
--- the caller, having written nothing but expiries, and the caller runs the script again
--- with it. Returns nil, or that member.
+-- token it stopped, and only tokens about as old), then deleted. Its key must be declared,
+-- so a run without an offer still indexed returns the oldest few members to the caller,
+-- having written nothing but expiries, and the caller runs the script again offering them
+-- (a few, so concurrent revocations of one user do not all wait for the same one).
+-- Returns nil, or those members.
 local function mark(key, marks_key, member, px, nbf_key)
   redis.call('ZREMRANGEBYSCORE', marks_key, '-inf', now - window)
   if redis.call('PTTL', key) >= px then return nil end
   if not redis.call('ZSCORE', marks_key, member) and redis.call('ZCARD', marks_key) >= max_marks then
-    if max_marks > 0 and fold == '' then
-      return redis.call('ZRANGE', marks_key, 0, 0)[1]
-    end
-    if max_marks > 0 and redis.call('ZSCORE', marks_key, fold) then
-      local written = redis.call('GET', KEYS[#KEYS])
+    if max_marks > 0 and folds >= 0 then
+      local offered = nil
+      for i = 0, folds - 1 do
+        if redis.call('ZSCORE', marks_key, ARGV[#ARGV - i]) then
+          offered = i
+          break
+        end
+      end
+      if not offered then
+        return redis.call('ZRANGE', marks_key, 0, fold_batch - 1)
+      end
+      local fold_key = KEYS[#KEYS - offered]
+      local written = redis.call('GET', fold_key)
       if written then raise_nbf(nbf_key, nil, math.min(tonumber(written), nbf_candidate)) end
-      redis.call('DEL', KEYS[#KEYS])
-      redis.call('ZREM', marks_key, fold)
+      redis.call('DEL', fold_key)
+      redis.call('ZREM', marks_key, ARGV[#ARGV - offered])
     end
-    -- Still no room (no markers kept at all, or others written meanwhile): end every
-    -- token of the user issued so far instead.
+    -- Still no room (no markers kept at all, the caller gave up folding, or the cap
+    -- shrank): end every token of the user issued so far instead.
     if redis.call('ZCARD', marks_key) >= max_marks then
       raise_nbf(nbf_key, nil)
       return nil

@@ -1,11 +1,11 @@
 -- Rotate a refresh token (the state machine of DESIGN.md "Rotation"), atomically.
 -- KEYS: 1 session hash, 2 user epoch, 3 sidrev, 4 user's sessions zset, 5 user not-before,
---       6 user's markers zset (then the marker to fold)
+--       6 user's markers zset (then the markers offered to fold)
 -- ARGV: 1-4 as marks.lua, 5 sid, 6 presented generation, 7 grace ms, 8 the sidrev marker's
 --       member name
 -- Returns {code, generation, abs_exp, not-before}: code 0 missing, 1 revoked, 2 expired,
 -- 3 idle, 4 user logged out, 5 future generation, 10 rotated, 11 grace, 12 reuse detected;
--- or {-1, member} to be run again with that marker declared (see marks.lua).
+-- or {-1, member...} to be run again offering those markers (see marks.lua).
 local s = redis.call('HMGET', KEYS[1], 'gen', 'status', 'abs_exp', 'idle', 'last_used', 'rotated_at', 'epoch')
 if not s[1] then return {0, 0, 0, 0} end
 if s[2] == 'r' then return {1, 0, 0, 0} end
@@ -36,7 +36,7 @@ local grace = tonumber(ARGV[7])
 if g + 1 == gen and grace > 0 and now - tonumber(s[6]) <= grace then return {11, gen, abs_exp, nbf} end
 -- Reuse: revoke the session (kept as a tombstone until it would have expired) and its
 -- live access tokens.
-local fold_first = mark(KEYS[3], KEYS[6], ARGV[8], window, KEYS[5])
-if fold_first then return {-1, fold_first} end
+local to_fold = mark(KEYS[3], KEYS[6], ARGV[8], window, KEYS[5])
+if to_fold then return {-1, unpack(to_fold)} end
 redis.call('HSET', KEYS[1], 'status', 'r')
 return {12, 0, 0, 0}
