@@ -16,16 +16,13 @@ use crate::provider::{ClaimsProvider, DynProvider, NoClaimsProvider};
 use crate::refresh_token::{RefreshSecrets, RefreshToken, MAX_SUB_LEN};
 use crate::store::{
     Grant, MarkPolicy, NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus,
-    MAX_NOT_BEFORE_LEAD,
+    MAX_MINT_AHEAD, MAX_NOT_BEFORE_LEAD,
 };
 use crate::verify::Validation;
 use crate::JwtAuthLayer;
 
 /// Default absolute session lifetime: 7 days, never extended by rotation.
 pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
-/// The longest a login or refresh waits for the user's not-before to come (it runs a second
-/// ahead after a revocation); further ahead, the request gets 503 and retries.
-const MAX_MINT_WAIT: Duration = Duration::from_secs(2);
 
 /// Default grace window for the immediately previous refresh token.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
@@ -346,15 +343,16 @@ impl Sessions {
     ) -> Result<TokenPair, SessionError> {
         // A revocation just now put the not-before a second ahead: no token is minted ahead
         // of the clock (so `now + 1` always ends every token so far, see
-        // `store::not_before_after`), so wait for it. Further ahead only under clock skew
+        // `store::not_before_after`), so wait for it. Further ahead than MAX_MINT_AHEAD past
+        // the store call (which markers count on, see `MarkPolicy`) only under clock skew
         // between instances or a burst of logout-everywhere: ask the client to retry.
-        let ahead = Duration::from_millis(grant.not_before.saturating_mul(1000).saturating_sub(now_ms()));
-        if ahead > MAX_MINT_WAIT {
+        if grant.not_before > asked_at + MAX_MINT_AHEAD.as_secs() {
             return Err(SessionError::Unavailable(StoreError::new(
                 StoreErrorKind::Unavailable,
                 "logged out everywhere moments ago: retry in a few seconds",
             )));
         }
+        let ahead = Duration::from_millis(grant.not_before.saturating_mul(1000).saturating_sub(now_ms()));
         if !ahead.is_zero() {
             tokio::time::sleep(ahead).await;
         }

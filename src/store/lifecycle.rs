@@ -30,6 +30,12 @@ pub struct NewSession<'a> {
 /// whose clocks disagree.
 pub const MAX_NOT_BEFORE_LEAD: Duration = Duration::from_secs(10);
 
+/// A token's `iat` is at most this far past the second its store call (login or refresh)
+/// started: sessions wait for a not-before up to this far ahead and refuse beyond (503). A
+/// revocation marker counts on it: the not-before that covers every token it stops, even one
+/// of the session minted meanwhile, is the second it was written plus this plus one.
+pub(crate) const MAX_MINT_AHEAD: Duration = Duration::from_secs(2);
+
 /// How revocation markers are sized and bounded; passed with every write that may add one
 /// (a denylisted token, a revoked session).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,8 +46,8 @@ pub struct MarkPolicy {
     pub window: Duration,
     /// Most markers one user may hold at once. With no room for one more (this cap, or a
     /// full store), the store folds the user's oldest marker into the not-before: raised to
-    /// what covers that marker (the second it was written plus [`MAX_NOT_BEFORE_LEAD`], at
-    /// most the next second), ending the user's access tokens about as old, never sessions.
+    /// what covers that marker (three seconds past the second it was written, at most the
+    /// next second), ending the user's access tokens about as old, never sessions.
     /// Nothing is forgotten, and one account cannot fill the store. With a cap of 0 the
     /// not-before is raised to now at every revocation.
     pub max_per_user: usize,

@@ -31,7 +31,7 @@ mod revocation;
 /// What store methods return: re-exported so a custom store needs no `futures` dependency.
 pub use futures_util::future::BoxFuture;
 pub use handle::{Revocations, Store};
-pub(crate) use lifecycle::{not_before_after, sort_sessions};
+pub(crate) use lifecycle::{not_before_after, sort_sessions, MAX_MINT_AHEAD};
 pub use lifecycle::{
     Grant, MarkPolicy, NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo, SessionStore,
     MAX_NOT_BEFORE_LEAD,

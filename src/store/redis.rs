@@ -875,7 +875,7 @@ mod tests {
 
     #[test]
     fn the_scripts_lead_is_the_crates() {
-        let lead = format!("local lead = {}\n", MAX_NOT_BEFORE_LEAD.as_secs());
+        let lead = format!("local lead = {}\n", crate::store::MAX_MINT_AHEAD.as_secs());
         assert!(include_str!("redis/marks.lua").contains(&lead));
     }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use crate::clock::ms;
 use crate::store::{
     not_before_after, Grant, MarkPolicy, NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo,
-    TokenRef, TokenStatus, MAX_NOT_BEFORE_LEAD,
+    TokenRef, TokenStatus, MAX_MINT_AHEAD,
 };
 
 /// `added − removed`, as the store's entry count moves.
@@ -35,8 +35,8 @@ pub(super) struct Marker {
     /// Rejecting until (ms).
     until: u64,
     /// The not-before that would end every token it stops (seconds): past the clock when
-    /// written by [`MAX_NOT_BEFORE_LEAD`], as a token of the session minted meanwhile may
-    /// carry an `iat` that far ahead.
+    /// written by `MAX_MINT_AHEAD` and a second, as a token of the session minted meanwhile
+    /// may carry an `iat` that far ahead.
     covered_by: u64,
 }
 
@@ -161,7 +161,7 @@ impl User {
         room: bool,
         now: u64,
     ) -> isize {
-        let covered_by = now / 1000 + 1 + MAX_NOT_BEFORE_LEAD.as_secs();
+        let covered_by = now / 1000 + 1 + MAX_MINT_AHEAD.as_secs();
         if let Some(e) = self.marker(mark) {
             e.until = e.until.max(until);
             e.covered_by = covered_by;

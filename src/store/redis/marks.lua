@@ -10,8 +10,8 @@ local max_marks = tonumber(ARGV[1])
 local nbf_candidate = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
 local folds = tonumber(ARGV[4])
--- store::MAX_NOT_BEFORE_LEAD, in seconds (a unit test keeps them equal).
-local lead = 10
+-- store::MAX_MINT_AHEAD, in seconds (a unit test keeps them equal).
+local lead = 2
 -- How many of the oldest markers a run without room offers to fold.
 local fold_batch = 8
 
@@ -30,8 +30,8 @@ local function raise_nbf(nbf_key, past_cap, nbf)
 end
 
 -- Records a revocation marker for px ms; its value is the not-before that would end every
--- token it stops: past the application's clock by the lead (a token of the session being
--- minted meanwhile may carry an iat that far ahead). The user's markers are indexed in a
+-- token it stops: past the application's next second by the lead (a token of the session
+-- being minted meanwhile may carry an iat that far ahead). The user's markers are indexed in a
 -- zset (member -> when written) that bounds them. With no room for one more, the oldest is
 -- folded into the not-before: raised to its value, at most the next second (ending every
 -- token it stopped, and only tokens about as old), then deleted. Its key must be declared,
