@@ -10,13 +10,13 @@ use serde::Serialize;
 
 use crate::claims::NoClaims;
 use crate::clock::{ms, now_ms, now_secs, setting};
-use crate::error::{IssueError, StoreError, StoreErrorKind};
+use crate::error::{IssueError, StoreError};
 use crate::issue::{random_id, AccessToken, Issuer};
 use crate::provider::{ClaimsProvider, DynProvider, NoClaimsProvider};
 use crate::refresh_token::{RefreshSecrets, RefreshToken, MAX_SUB_LEN};
 use crate::store::{
-    Grant, MarkPolicy, NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef, TokenStatus,
-    MAX_MINT_AHEAD, MAX_NOT_BEFORE_LEAD,
+    held_back, Grant, MarkPolicy, NewSession, RotateOutcome, Rotation, SessionInfo, Store, TokenRef,
+    TokenStatus, MAX_MINT_AHEAD, MAX_NOT_BEFORE_LEAD,
 };
 use crate::verify::Validation;
 use crate::JwtAuthLayer;
@@ -318,14 +318,15 @@ impl Sessions {
             .ok_or(SessionError::InvalidSubject)?;
         let sid = random_id();
         let policy = &self.inner.policy;
+        let now = now_secs();
         let session = NewSession {
             sub,
             sid: &sid,
             absolute: policy.absolute,
             idle: policy.idle,
             max_per_user: policy.max_sessions,
+            latest_not_before: now + MAX_MINT_AHEAD.as_secs(),
         };
-        let now = now_secs();
         let grant = self.within(self.inner.store.create_session(session)).await?;
         self.pair(sub, sid, &claims, now, grant).await
     }
@@ -344,13 +345,11 @@ impl Sessions {
         // A revocation just now put the not-before a second ahead: no token is minted ahead
         // of the clock (so `now + 1` always ends every token so far, see
         // `store::not_before_after`), so wait for it. Further ahead than MAX_MINT_AHEAD past
-        // the store call (which markers count on, see `MarkPolicy`) only under clock skew
-        // between instances or a burst of logout-everywhere: ask the client to retry.
+        // the store call (which markers count on, see `MarkPolicy`), the store granted
+        // nothing (`Grant::not_before`); a store that ignores `latest_not_before` is caught
+        // here, though its change stands.
         if grant.not_before > asked_at + MAX_MINT_AHEAD.as_secs() {
-            return Err(SessionError::Unavailable(StoreError::new(
-                StoreErrorKind::Unavailable,
-                "logged out everywhere moments ago: retry in a few seconds",
-            )));
+            return Err(SessionError::Unavailable(held_back()));
         }
         let ahead = Duration::from_millis(grant.not_before.saturating_mul(1000).saturating_sub(now_ms()));
         if !ahead.is_zero() {
@@ -379,14 +378,15 @@ impl Sessions {
             .decode(refresh_token)
             .ok_or(SessionError::InvalidGrant)?;
         let RefreshToken { sub, sid, generation } = token;
+        let now = now_secs();
         let rotation = Rotation {
             sub: &sub,
             sid: &sid,
             generation,
             grace: self.inner.policy.grace,
             marks: self.marks(),
+            latest_not_before: now + MAX_MINT_AHEAD.as_secs(),
         };
-        let now = now_secs();
         let grant = match self.within(self.inner.store.rotate(rotation)).await? {
             RotateOutcome::Rotated(grant) => grant,
             RotateOutcome::Grace(grant) => {

@@ -197,6 +197,7 @@ fn rotation<'a>(sub: &'a str, sid: &'a str, generation: u64, grace: Grace) -> Ro
         generation,
         grace: grace.duration(),
         marks: MARKS,
+        latest_not_before: u64::MAX,
     }
 }
 
@@ -261,6 +262,7 @@ async fn run(store: &Store, grace: Grace, ops: &[Op]) -> Result<(), String> {
                         },
                         idle: short_idle.then_some(SHORT_IDLE),
                         max_per_user: 1000,
+                        latest_not_before: u64::MAX,
                     })
                     .await
                     .map_err(|e| format!("{at}: {e}"))?;

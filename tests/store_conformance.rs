@@ -1,6 +1,8 @@
 //! One conformance suite, run against the in-memory store, a single Redis node and a
 //! 3-master Redis Cluster: the stores must agree case by case.
 
+#[path = "support/held.rs"]
+mod held;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
@@ -47,6 +49,7 @@ fn session<'a>(sub: &'a str, sid: &'a str) -> NewSession<'a> {
         absolute: WEEK,
         idle: None,
         max_per_user: MAX_PER_USER,
+        latest_not_before: u64::MAX,
     }
 }
 
@@ -81,6 +84,7 @@ async fn rotate_grant(s: &Store, sub: &str, sid: &str, generation: u64, grace: D
         generation,
         grace,
         marks: MARKS,
+        latest_not_before: u64::MAX,
     })
     .await
     .unwrap()
@@ -309,6 +313,7 @@ async fn lifetimes(s: &Store) {
         absolute: Duration::from_millis(800),
         idle: None,
         max_per_user: MAX_PER_USER,
+        latest_not_before: u64::MAX,
     };
     s.create_session(short).await.unwrap();
     let idle = NewSession {
@@ -317,6 +322,7 @@ async fn lifetimes(s: &Store) {
         absolute: Duration::from_secs(60),
         idle: Some(Duration::from_millis(700)),
         max_per_user: MAX_PER_USER,
+        latest_not_before: u64::MAX,
     };
     s.create_session(idle).await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -336,6 +342,7 @@ async fn lifetimes(s: &Store) {
         absolute: Duration::MAX,
         idle: Some(Duration::MAX),
         max_per_user: usize::MAX,
+        latest_not_before: u64::MAX,
     };
     s.create_session(forever).await.unwrap();
     let far = Rotation {
@@ -344,6 +351,7 @@ async fn lifetimes(s: &Store) {
         generation: 0,
         grace: GRACE,
         marks: marks(Duration::MAX),
+        latest_not_before: u64::MAX,
     };
     assert_eq!(Out::from(s.rotate(far).await.unwrap()), Out::Rotated(1));
     assert!(s
@@ -491,6 +499,50 @@ async fn marker_cap(s: &Store) {
     );
 }
 
+/// A grant whose not-before would be past the caller's latest is refused, changing nothing:
+/// no session is created, and the refresh token is not spent (nor its grace answer given).
+async fn held_back(s: &Store) {
+    use tower_jwt_auth::StoreErrorKind;
+    let u = user("held");
+    s.revoke_all(&u, WINDOW).await.unwrap();
+    let nbf = create(s, &u, "s1").await.not_before;
+    assert!(nbf > now_secs().saturating_sub(1), "a not-before now: {nbf}");
+    let held = nbf - 1;
+    let refused = s
+        .create_session(NewSession {
+            latest_not_before: held,
+            ..session(&u, "s2")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), StoreErrorKind::Unavailable, "{refused}");
+    let listed: Vec<String> = s.sessions(&u).await.unwrap().into_iter().map(|i| i.sid).collect();
+    assert_eq!(listed, ["s1"], "nothing created");
+    let rotation = |generation, latest_not_before| Rotation {
+        sub: &u,
+        sid: "s1",
+        generation,
+        grace: GRACE,
+        marks: MARKS,
+        latest_not_before,
+    };
+    let refused = s.rotate(rotation(0, held)).await.unwrap_err();
+    assert_eq!(refused.kind(), StoreErrorKind::Unavailable, "{refused}");
+    // Unspent: generation 0 is still current, and rotates now.
+    let rotated = s.rotate(rotation(0, nbf)).await.unwrap();
+    assert_eq!(Out::from(rotated), Out::Rotated(1));
+    // The grace answer is held back too, and still given afterwards.
+    assert!(s.rotate(rotation(0, held)).await.is_err());
+    let grace = s.rotate(rotation(0, nbf)).await.unwrap();
+    assert_eq!(Out::from(grace), Out::Grace(1));
+    // Answers that grant nothing are not held back: a replay is still caught.
+    let replay = Rotation {
+        grace: NO_GRACE,
+        ..rotation(0, held)
+    };
+    assert_eq!(Out::from(s.rotate(replay).await.unwrap()), Out::Reuse);
+}
+
 /// One test per case per store, each case reported by name (as tower-sessions'
 /// `route_tests!`): `memory::denylist`, `redis_node::denylist`, `redis_cluster::denylist`…
 /// `$store` makes the store, or `None` when its server cannot run here.
@@ -502,7 +554,7 @@ macro_rules! store_tests {
             store_tests!(@cases $store;
                 rotation_and_grace, reuse_without_grace, grace_expires, unknown_and_future,
                 denylist, revoke_one, logout_everywhere, listing, lifetimes, per_user_cap,
-                marker_cap, concurrent_rotation,
+                marker_cap, fold_order, held_back, concurrent_rotation,
             );
         }
     };
@@ -589,6 +641,27 @@ async fn redis_eviction_policy_is_read() {
     assert_eq!(store.eviction_policy().await.unwrap(), "volatile-lru");
 }
 
+/// The oldest marker is the one folded, in every store.
+async fn fold_order(s: &Store) {
+    let u = user("order");
+    let cap = MarkPolicy {
+        max_per_user: 4,
+        ..MARKS
+    };
+    let iat = now_secs();
+    for jti in ["j1", "j2", "j3", "j4"] {
+        s.deny_token(&u, jti, WINDOW, cap).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.deny_token(&u, "j5", WINDOW, cap).await.unwrap();
+    let mut statuses = Vec::new();
+    for jti in ["j1", "j2", "j3", "j4", "j5"] {
+        statuses.push(check(s, &u, "s", jti, iat).await);
+    }
+    use TokenStatus::{Denied, UserLoggedOut};
+    assert_eq!(statuses, [UserLoggedOut, Denied, Denied, Denied, Denied]);
+}
+
 /// Folding a marker ends only tokens about as old as it: a token issued after it (and past
 /// the two seconds a token being minted may carry) lives on. Slow (it waits for that): one
 /// store of each kind, side by side.
@@ -661,6 +734,8 @@ async fn every_case_at_once(store: &Store) {
         lifetimes(store),
         per_user_cap(store),
         marker_cap(store),
+        fold_order(store),
+        held_back(store),
     );
     concurrent_rotation(store).await;
 }
@@ -741,14 +816,16 @@ async fn one_account_stays_bounded(server: &redis_server::RedisServer, store: St
         .max_revocations_per_user(4);
     let sub = user("mallory");
     let mut dead = Vec::new();
+    // Past four markers, each revocation folds the oldest (a young one: the not-before
+    // jumps ahead, and logins are held back a moment).
     for i in 0..12 {
-        let pair = s.login(&sub).await.unwrap();
+        let pair = held::retrying(|| s.login(&sub)).await;
         match i % 4 {
             0 => assert!(s.logout(None, Some(&pair.access.token)).await.unwrap()),
             1 => assert!(s.logout(Some(&pair.refresh_token), None).await.unwrap()),
             2 => assert!(s.revoke(&sub, &pair.sid).await.unwrap()),
             _ => {
-                s.refresh(&pair.refresh_token).await.unwrap();
+                held::retrying(|| s.refresh(&pair.refresh_token)).await;
                 assert!(s.refresh(&pair.refresh_token).await.is_err(), "reuse");
             }
         }

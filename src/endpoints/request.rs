@@ -108,20 +108,18 @@ where
             _ => return Err(EndpointError::UnsupportedMediaType),
         }
     };
+    // A credential in the body or (for a logout) the Authorization header stands on its own:
+    // the cookies it came with may add the refresh token, never refuse the request (a
+    // sibling subdomain can plant cookies).
+    let other_credential = !grant_required && access_token.is_some();
     let (refresh_token, from_cookie) = match (from_body, from_cookie) {
-        (Some(b), CookieToken::One(c)) if b != c => {
-            return Err(EndpointError::InvalidRequest(
-                "refresh token sent twice with different values",
-            ))
-        }
         (Some(t), _) => (Some(t), false),
-        (None, CookieToken::One(t)) => (Some(t), true),
-        // Several valid cookies: a refresh cannot tell which is the user's; a logout with
-        // its access token does not need one.
-        (None, CookieToken::Ambiguous) if grant_required || access_token.is_none() => {
+        (None, CookieToken::One(t)) if !other_credential || same_origin.is_ok() => (Some(t), true),
+        (None, CookieToken::Ambiguous) if !other_credential => {
+            // Several valid cookies: which one is the user's cannot be told.
             return Err(EndpointError::InvalidRequest(
                 "the refresh token cookie was sent twice",
-            ))
+            ));
         }
         (None, _) => (None, false),
     };

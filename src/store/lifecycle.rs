@@ -21,6 +21,8 @@ pub struct NewSession<'a> {
     /// Most sessions one user may hold (active or revoked): starting one more ends the one
     /// ending soonest, so one account cannot fill the store.
     pub max_per_user: usize,
+    /// The latest not-before the grant may carry (seconds): see [`Grant::not_before`].
+    pub latest_not_before: u64,
 }
 
 /// How far a burst of logout-everywhere may push a user's not-before ahead of the clock
@@ -46,10 +48,11 @@ pub struct MarkPolicy {
     pub window: Duration,
     /// Most markers one user may hold at once. With no room for one more (this cap, or a
     /// full store), the store folds the user's oldest marker into the not-before: raised to
-    /// what covers that marker (three seconds past the second it was written, at most the
-    /// next second), ending the user's access tokens about as old, never sessions.
-    /// Nothing is forgotten, and one account cannot fill the store. With a cap of 0 the
-    /// not-before is raised to now at every revocation.
+    /// what covers that marker (three seconds past the second it was written: for a young
+    /// marker, ahead of the clock, so a mint already waiting is caught too), ending the
+    /// user's access tokens about as old, never sessions. Nothing is forgotten, and one
+    /// account cannot fill the store. With a cap of 0 the not-before is raised three
+    /// seconds past now at every revocation.
     pub max_per_user: usize,
 }
 
@@ -66,6 +69,8 @@ pub struct Rotation<'a> {
     pub grace: Duration,
     /// The revocation marker written when reuse is detected.
     pub marks: MarkPolicy,
+    /// The latest not-before a grant may carry (seconds): see [`Grant::not_before`].
+    pub latest_not_before: u64,
 }
 
 /// What a store answers when a session may be handed a token pair, read in the same
@@ -79,6 +84,11 @@ pub struct Grant {
     /// The user's not-before (seconds; 0 when none). The access token minted now gets an
     /// `iat` no earlier, so a login just after logout-all, in the same second, is not born
     /// revoked.
+    ///
+    /// A store grants nothing with a not-before past the caller's `latest_not_before`
+    /// (sessions ask for two seconds past the start of their call, which markers count
+    /// on, see [`MarkPolicy::max_per_user`]): it changes nothing then, and answers
+    /// [`held_back`], so the client's retry finds its refresh token unspent.
     pub not_before: u64,
 }
 
@@ -178,26 +188,31 @@ pub(crate) fn sort_sessions(list: &mut [SessionInfo]) {
     });
 }
 
-/// The not-before stored to end every access token issued so far: tokens with `iat < nbf`
-/// are rejected. Never lowered.
+/// The not-before a logout-all stores: tokens with `iat < nbf` are rejected. Never lowered.
 ///
 /// `iat` has one-second resolution, so a token issued earlier in the same second must die
-/// too: not-before is the *next* second. Sessions mint no token ahead of their clock: with
-/// the not-before ahead, they wait for it (see [`Grant::not_before`]), so every token issued
-/// so far has `iat ≤ now` and `now + 1` ends it, however many revocations come in one
-/// second: revocations past the marker cap never push the not-before further.
+/// too: not-before is at least the *next* second. Sessions mint no token ahead of their
+/// clock (with the not-before ahead, they wait for it, see [`Grant::not_before`]), but a
+/// mint may be waiting for the current value right now: the logout-all also moves past it.
+/// A burst of them pushes a second further each, up to [`MAX_NOT_BEFORE_LEAD`] ahead of now
+/// (past it, no mint waits: sessions refuse one more than [`MAX_MINT_AHEAD`] ahead).
 ///
-/// A logout-all also moves past the current value (`past_current`), so it ends a token
-/// minted at that value by an instance whose clock runs a little ahead; a burst of them
-/// pushes a second further each, up to [`MAX_NOT_BEFORE_LEAD`] ahead of now (no token can
-/// carry an `iat` that far ahead of its minting clock, so the cap loses nothing).
-pub(crate) fn not_before_after(now_ms: u64, current: u64, past_current: bool) -> u64 {
+/// Revocations past the marker cap raise it differently (to what covers the folded marker,
+/// see [`MarkPolicy::max_per_user`]).
+pub(crate) fn not_before_after(now_ms: u64, current: u64) -> u64 {
     let now = now_ms / 1000;
-    let mut nbf = now + 1;
-    if past_current {
-        nbf = nbf.max(current.saturating_add(1).min(now + MAX_NOT_BEFORE_LEAD.as_secs()));
-    }
-    nbf.max(current)
+    let past = current.saturating_add(1).min(now + MAX_NOT_BEFORE_LEAD.as_secs());
+    (now + 1).max(past).max(current)
+}
+
+/// The answer of a store asked for a grant while the not-before is past the caller's
+/// `latest_not_before` ([`StoreErrorKind::Unavailable`](crate::StoreErrorKind::Unavailable)):
+/// a burst of revocations just now holds new tokens back a moment.
+pub fn held_back() -> StoreError {
+    StoreError::new(
+        crate::StoreErrorKind::Unavailable,
+        "revoked moments ago: new tokens are held back; retry in a few seconds",
+    )
 }
 
 #[cfg(test)]
@@ -205,29 +220,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn revocations_past_the_cap_keep_the_not_before_at_the_next_second() {
-        let now = 1_000_500;
-        let mut nbf = 0;
-        for _ in 0..50 {
-            nbf = not_before_after(now, nbf, false);
-        }
-        assert_eq!(nbf, 1_001);
-        // Never lowered.
-        assert_eq!(not_before_after(now, 1_005, false), 1_005);
-    }
-
-    #[test]
     fn a_burst_of_logout_all_moves_past_the_current_value_up_to_the_lead() {
         let now = 1_000_500;
-        let mut nbf = not_before_after(now, 0, true);
+        let mut nbf = not_before_after(now, 0);
         assert_eq!(nbf, 1_001);
-        nbf = not_before_after(now, nbf, true);
+        nbf = not_before_after(now, nbf);
         assert_eq!(nbf, 1_002);
         for _ in 0..50 {
-            nbf = not_before_after(now, nbf, true);
+            nbf = not_before_after(now, nbf);
         }
         assert_eq!(nbf, 1_000 + MAX_NOT_BEFORE_LEAD.as_secs());
-        // A second later, one more moves it on from where it is.
-        assert_eq!(not_before_after(now + 1_000, nbf, true), nbf + 1);
+        // Never lowered; a second later, one more moves it on from where it is.
+        assert_eq!(not_before_after(now, 2_000), 2_000);
+        assert_eq!(not_before_after(now + 1_000, nbf), nbf + 1);
     }
 }

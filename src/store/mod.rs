@@ -31,11 +31,11 @@ mod revocation;
 /// What store methods return: re-exported so a custom store needs no `futures` dependency.
 pub use futures_util::future::BoxFuture;
 pub use handle::{Revocations, Store};
-pub(crate) use lifecycle::{not_before_after, sort_sessions, MAX_MINT_AHEAD};
 pub use lifecycle::{
-    Grant, MarkPolicy, NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo, SessionStore,
-    MAX_NOT_BEFORE_LEAD,
+    held_back, Grant, MarkPolicy, NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo,
+    SessionStore, MAX_NOT_BEFORE_LEAD,
 };
+pub(crate) use lifecycle::{not_before_after, sort_sessions, MAX_MINT_AHEAD};
 pub use memory::{MemoryStore, DEFAULT_MAX_ENTRIES};
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, DEFAULT_MIRROR_CAPACITY, DEFAULT_PREFIX};

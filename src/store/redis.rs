@@ -36,8 +36,8 @@ use self::mirror::Mirror;
 pub use self::mirror::DEFAULT_MIRROR_CAPACITY;
 use super::acceptance::Acceptance;
 use super::{
-    Grant, MarkPolicy, NewSession, RejectReason, RevocationStore, RotateOutcome, Rotation, SessionInfo,
-    SessionStore, TokenRef, TokenStatus, MAX_NOT_BEFORE_LEAD,
+    held_back, Grant, MarkPolicy, NewSession, RejectReason, RevocationStore, RotateOutcome, Rotation,
+    SessionInfo, SessionStore, TokenRef, TokenStatus, MAX_NOT_BEFORE_LEAD,
 };
 use crate::clock::{ms, now_ms};
 use crate::error::{StoreError, StoreErrorKind};
@@ -413,6 +413,8 @@ where
         // them to fold, declaring their keys (`marks.lua`); concurrent revocations may fold
         // them first, so again. The last run folds none and raises the not-before to now.
         for attempt in 1..=FOLD_ATTEMPTS {
+            // The application's clock as of this run (see `mark_args`).
+            args[NBF_CANDIDATE_ARG] = count(now_ms() / 1000 + 1);
             let reply: Value = match client {
                 Some(client) => run_on(client, script, keys.clone(), args.clone()).await?,
                 None => self.run(script, keys.clone(), args.clone()).await?,
@@ -548,6 +550,9 @@ fn mark_args(marks: MarkPolicy) -> Vec<Value> {
     ]
 }
 
+/// Where [`mark_args`] puts the not-before candidate.
+const NBF_CANDIDATE_ARG: usize = 1;
+
 /// Where [`mark_args`] puts how many markers are offered to fold.
 const FOLD_ARG: usize = 3;
 
@@ -591,9 +596,14 @@ where
                             mirror.keep(ticket, &t, values);
                             values
                         }
-                        // The tracked connection broke (the mirror drops itself until
-                        // tracking is back): answer from Redis through the pool meanwhile.
-                        Err(_) => values(self.client.mget(keys).await.map_err(store_error)?),
+                        // The tracked connection failed (a disconnection drops the mirror
+                        // until tracking is back; anything else may have lost
+                        // invalidations, so forget what it holds): answer from Redis
+                        // through the pool meanwhile.
+                        Err(_) => {
+                            mirror.clear();
+                            values(self.client.mget(keys).await.map_err(store_error)?)
+                        }
                     }
                 }
                 None => values(self.client.mget(keys).await.map_err(store_error)?),
@@ -632,6 +642,7 @@ where
             int(n.absolute),
             int(n.idle.unwrap_or_default()),
             count(u64::try_from(n.max_per_user).unwrap_or(u64::MAX)),
+            count(n.latest_not_before),
         ];
         Box::pin(async move {
             // Usually one call; at the cap, a second one declaring the sessions it ends.
@@ -646,6 +657,7 @@ where
                     [Value::Integer(-1), sids @ ..] => {
                         ending = sids.iter().filter_map(Value::as_string).collect();
                     }
+                    [Value::Integer(-2)] => return Err(held_back()),
                     [end, nbf] => {
                         let bad = || malformed("create answer");
                         return Ok(Grant {
@@ -680,6 +692,7 @@ where
             count(r.generation),
             int(r.grace),
             Value::from(format!("s:{}", r.sid)),
+            count(r.latest_not_before),
         ]);
         Box::pin(async move {
             // A replay revokes the session (and may raise the not-before).
@@ -709,6 +722,7 @@ where
                 3 => RotateOutcome::Rejected(RejectReason::Idle),
                 4 => RotateOutcome::Rejected(RejectReason::UserLoggedOut),
                 5 => RotateOutcome::Rejected(RejectReason::FutureGeneration),
+                6 => return Err(held_back()),
                 other => return Err(malformed(&format!("rotate answer {other}"))),
             })
         })
@@ -932,6 +946,7 @@ mod tests {
             absolute: Duration::from_secs(60),
             idle: Some(Duration::from_secs(30)),
             max_per_user: 2,
+            latest_not_before: u64::MAX,
         };
         let rotation = |sid, generation| Rotation {
             sub: "u",
@@ -939,6 +954,7 @@ mod tests {
             generation,
             grace: Duration::ZERO,
             marks,
+            latest_not_before: u64::MAX,
         };
         for sid in ["s1", "s2", "s3", "s4"] {
             // Past two, each login ends the session ending soonest (the two-phase create).

@@ -22,7 +22,7 @@ use super::{
     TokenRef, TokenStatus,
 };
 use crate::clock::{ms, now_ms};
-use crate::error::{StoreError, StoreErrorKind};
+use crate::error::StoreError;
 
 /// Default bound on stored entries (sessions + denylisted tokens + revoked sessions).
 pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
@@ -194,19 +194,16 @@ fn spawn_sweeper(shared: &Arc<Shared>) {
 impl MemoryStore {
     fn create_now(&self, n: NewSession<'_>) -> Result<Grant, StoreError> {
         self.with_user(n.sub, |user, room, now| match user.create(&n, room, now) {
-            Some((grant, delta)) => (Ok(grant), delta),
-            None => (
-                Err(StoreError::new(StoreErrorKind::Full, "memory store is full")),
-                0,
-            ),
+            Ok((grant, delta)) => (Ok(grant), delta),
+            Err(e) => (Err(e), 0),
         })
     }
 
-    fn rotate_now(&self, r: Rotation<'_>) -> RotateOutcome {
+    fn rotate_now(&self, r: Rotation<'_>) -> Result<RotateOutcome, StoreError> {
         // The rotation and, on reuse, the session's marker: one atomic change.
         let rotated = self.with_known_user(r.sub, |user, room, now| {
             let outcome = rotate(user, &r, now);
-            let delta = if outcome == RotateOutcome::ReuseDetected {
+            let delta = if outcome == Ok(RotateOutcome::ReuseDetected) {
                 let until = now.saturating_add(ms(r.marks.window));
                 user.mark(Mark::Session(r.sid), until, r.marks, room, now)
             } else {
@@ -214,7 +211,7 @@ impl MemoryStore {
             };
             (outcome, delta)
         });
-        rotated.unwrap_or(RotateOutcome::Rejected(super::RejectReason::Missing))
+        rotated.unwrap_or(Ok(RotateOutcome::Rejected(super::RejectReason::Missing)))
     }
 
     fn deny_now(&self, sub: &str, jti: &str, ttl: Duration, marks: MarkPolicy) {
@@ -284,7 +281,7 @@ impl SessionStore for MemoryStore {
     }
 
     fn rotate<'a>(&'a self, rotation: Rotation<'a>) -> BoxFuture<'a, Result<RotateOutcome, StoreError>> {
-        Box::pin(ready(Ok(self.rotate_now(rotation))))
+        Box::pin(ready(self.rotate_now(rotation)))
     }
 
     fn deny_token<'a>(
@@ -342,6 +339,7 @@ mod tests {
             absolute,
             idle: None,
             max_per_user: 10,
+            latest_not_before: u64::MAX,
         }
     }
 

@@ -4,10 +4,16 @@
 use std::collections::HashMap;
 
 use crate::clock::ms;
+use crate::error::{StoreError, StoreErrorKind};
 use crate::store::{
-    not_before_after, Grant, MarkPolicy, NewSession, RejectReason, RotateOutcome, Rotation, SessionInfo,
-    TokenRef, TokenStatus, MAX_MINT_AHEAD,
+    held_back, not_before_after, Grant, MarkPolicy, NewSession, RejectReason, RotateOutcome, Rotation,
+    SessionInfo, TokenRef, TokenStatus, MAX_MINT_AHEAD,
 };
+
+/// The second after `now_ms`: the not-before that ends every token issued up to now.
+fn next_second(now_ms: u64) -> u64 {
+    now_ms / 1000 + 1
+}
 
 /// `added − removed`, as the store's entry count moves.
 pub(super) fn delta(added: usize, removed: usize) -> isize {
@@ -38,6 +44,8 @@ pub(super) struct Marker {
     /// written by `MAX_MINT_AHEAD` and a second, as a token of the session minted meanwhile
     /// may carry an `iat` that far ahead.
     covered_by: u64,
+    /// When it was written (ms): the oldest is folded first, as in the Redis store.
+    written: u64,
 }
 
 /// Which kind of revocation marker.
@@ -89,10 +97,18 @@ impl User {
 
     /// Starts a session, first ending those beyond the cap; `room`: the store can hold one
     /// more entry. Returns the grant and the change in entries, or `None` when full.
-    pub(super) fn create(&mut self, n: &NewSession<'_>, room: bool, now: u64) -> Option<(Grant, isize)> {
+    pub(super) fn create(
+        &mut self,
+        n: &NewSession<'_>,
+        room: bool,
+        now: u64,
+    ) -> Result<(Grant, isize), StoreError> {
+        if self.not_before(now) > n.latest_not_before {
+            return Err(held_back());
+        }
         let removed = self.make_room(n.max_per_user, now);
         if !room && removed == 0 {
-            return None;
+            return Err(StoreError::new(StoreErrorKind::Full, "memory store is full"));
         }
         let session = Session {
             generation: 0,
@@ -106,7 +122,7 @@ impl User {
         };
         let grant = session.grant(self.not_before(now));
         let added = usize::from(self.sessions.insert(n.sid.to_owned(), session).is_none());
-        Some((grant, delta(added, removed)))
+        Ok((grant, delta(added, removed)))
     }
 
     /// Marks an active session revoked; returns whether it was (an unknown one is left
@@ -131,7 +147,8 @@ impl User {
     /// Logout everywhere: sessions die at their next refresh, access tokens at once.
     pub(super) fn revoke_all(&mut self, now: u64, window: u64) {
         self.epoch += 1;
-        self.raise_not_before(now, window, true);
+        let nbf = not_before_after(now, self.not_before(now));
+        self.cover(nbf, now, window);
     }
 
     /// The active sessions.
@@ -161,10 +178,11 @@ impl User {
         room: bool,
         now: u64,
     ) -> isize {
-        let covered_by = now / 1000 + 1 + MAX_MINT_AHEAD.as_secs();
+        let covered_by = next_second(now) + MAX_MINT_AHEAD.as_secs();
         if let Some(e) = self.marker(mark) {
             e.until = e.until.max(until);
             e.covered_by = covered_by;
+            e.written = now;
             return 0;
         }
         let before = self.marks();
@@ -178,25 +196,31 @@ impl User {
             removed += usize::from(self.fold_oldest(now, window));
         }
         if (room || removed > 0) && self.marks() < policy.max_per_user {
-            let marker = Marker { until, covered_by };
+            let marker = Marker {
+                until,
+                covered_by,
+                written: now,
+            };
             match mark {
                 Mark::Deny(jti) => self.deny.insert(jti.to_owned(), marker),
                 Mark::Session(sid) => self.sidrev.insert(sid.to_owned(), marker),
             };
             delta(1, removed)
         } else {
-            self.raise_not_before(now, window, false);
+            // Every token of the user so far, and every one a mint may be waiting to issue.
+            self.cover(covered_by, now, window);
             delta(0, removed)
         }
     }
 
-    /// Folds the oldest marker into the not-before (raised to what covers it, at most the
-    /// next second); whether there was one.
+    /// Folds the oldest marker into the not-before (raised to what covers it: for a marker
+    /// younger than the mint lead, ahead of the clock, so a mint already waiting is caught
+    /// too); whether there was one.
     fn fold_oldest(&mut self, now: u64, window: u64) -> bool {
         let oldest = |map: &HashMap<String, Marker>| {
             map.iter()
-                .min_by_key(|(_, m)| m.covered_by)
-                .map(|(k, m)| (k.clone(), m.covered_by))
+                .min_by_key(|(_, m)| m.written)
+                .map(|(k, m)| (k.clone(), m.written))
         };
         let folded = match (oldest(&self.deny), oldest(&self.sidrev)) {
             (Some(d), Some(s)) if s.1 < d.1 => self.sidrev.remove(&s.0),
@@ -207,7 +231,7 @@ impl User {
         let Some(folded) = folded else {
             return false;
         };
-        self.cover(folded.covered_by.min(now / 1000 + 1), now, window);
+        self.cover(folded.covered_by, now, window);
         true
     }
 
@@ -216,13 +240,6 @@ impl User {
             Mark::Deny(jti) => self.deny.get_mut(jti),
             Mark::Session(sid) => self.sidrev.get_mut(sid),
         }
-    }
-
-    /// Rejects every access token issued up to `now` for `window` ms (logout-all does this,
-    /// `past_current`, and bumps the epoch too).
-    fn raise_not_before(&mut self, now: u64, window: u64, past_current: bool) {
-        let nbf = not_before_after(now, self.not_before(now), past_current);
-        self.cover(nbf, now, window);
     }
 
     /// Sets the not-before to `nbf` (never lowered), kept for at least `window` ms.
@@ -305,8 +322,10 @@ impl Session {
 
 /// The rotation state machine (DESIGN.md "Rotation"), applied under the lock. On reuse the
 /// caller adds the session's revocation marker.
-pub(super) fn rotate(user: &mut User, r: &Rotation<'_>, now: u64) -> RotateOutcome {
-    let rejected = RotateOutcome::Rejected;
+/// The rotation state machine; `Err` (changing nothing) when a grant would carry a
+/// not-before past `r.latest_not_before`.
+pub(super) fn rotate(user: &mut User, r: &Rotation<'_>, now: u64) -> Result<RotateOutcome, StoreError> {
+    let rejected = |reason| Ok(RotateOutcome::Rejected(reason));
     let epoch = user.epoch;
     let not_before = user.not_before(now);
     let Some(session) = user.sessions.get_mut(r.sid) else {
@@ -328,19 +347,26 @@ pub(super) fn rotate(user: &mut User, r: &Rotation<'_>, now: u64) -> RotateOutco
         return rejected(reason);
     }
     let current = session.generation;
+    let held = not_before > r.latest_not_before;
     if r.generation == current {
+        if held {
+            return Err(held_back());
+        }
         session.generation += 1;
         session.rotated_at = now;
         session.last_used = now;
-        return RotateOutcome::Rotated(session.grant(not_before));
+        return Ok(RotateOutcome::Rotated(session.grant(not_before)));
     }
     if r.generation > current {
         return rejected(RejectReason::FutureGeneration);
     }
     let in_grace = !r.grace.is_zero() && now.saturating_sub(session.rotated_at) <= ms(r.grace);
     if r.generation.checked_add(1) == Some(current) && in_grace {
-        return RotateOutcome::Grace(session.grant(not_before));
+        if held {
+            return Err(held_back());
+        }
+        return Ok(RotateOutcome::Grace(session.grant(not_before)));
     }
     session.revoked = true;
-    RotateOutcome::ReuseDetected
+    Ok(RotateOutcome::ReuseDetected)
 }

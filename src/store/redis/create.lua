@@ -2,10 +2,14 @@
 -- KEYS: 1 session hash, 2 user epoch, 3 user's sessions zset, 4 user not-before,
 --       5.. hashes of the sessions the caller expects to end (see ARGV 5..)
 -- ARGV: 1 sid, 2 absolute lifetime ms, 3 idle timeout ms (0 = none), 4 most sessions per
---       user, 5.. the sids whose hashes KEYS 5.. are
+--       user, 5 the latest not-before the grant may carry, 6.. the sids whose hashes
+--       KEYS 5.. are
 -- Returns {abs_exp, not-before}; or, when sessions must end whose keys were not declared
 -- (every key a script touches is declared, as strict servers require), {-1, sid...}
--- naming them, having changed nothing: the caller declares them and calls again.
+-- naming them, having changed nothing: the caller declares them and calls again; or {-2},
+-- having changed nothing, when the not-before is past ARGV 5 (store::Grant::not_before).
+local nbf = tonumber(redis.call('GET', KEYS[4]) or '0')
+if nbf > tonumber(ARGV[5]) then return {-2} end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local abs_exp = now + tonumber(ARGV[2])
@@ -18,7 +22,7 @@ local over = redis.call('ZCOUNT', KEYS[3], '(' .. now, '+inf') - math.max(tonumb
 if over > 0 then
   local victims = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. now, '+inf', 'LIMIT', 0, over)
   local declared = {}
-  for i = 5, #ARGV do declared[ARGV[i]] = KEYS[i] end
+  for i = 6, #ARGV do declared[ARGV[i]] = KEYS[i - 1] end
   for _, sid in ipairs(victims) do
     if not declared[sid] then
       table.insert(victims, 1, -1)
@@ -44,4 +48,4 @@ redis.call('ZADD', KEYS[3], expires, ARGV[1])
 if redis.call('PTTL', KEYS[3]) < abs_exp - now then
   redis.call('PEXPIREAT', KEYS[3], abs_exp)
 end
-return {abs_exp, tonumber(redis.call('GET', KEYS[4]) or '0')}
+return {abs_exp, nbf}

@@ -33,8 +33,9 @@ end
 -- token it stops: past the application's next second by the lead (a token of the session
 -- being minted meanwhile may carry an iat that far ahead). The user's markers are indexed in a
 -- zset (member -> when written) that bounds them. With no room for one more, the oldest is
--- folded into the not-before: raised to its value, at most the next second (ending every
--- token it stopped, and only tokens about as old), then deleted. Its key must be declared,
+-- folded into the not-before: raised to its value (ending every token it stopped, and only
+-- tokens about as old; for a marker younger than the lead, up to its value ahead of the
+-- clock, so a mint already waiting for the not-before is caught too), then deleted. Its key must be declared,
 -- so a run without an offer still indexed returns the oldest few members to the caller,
 -- having written nothing but expiries, and the caller runs the script again offering them
 -- (a few, so concurrent revocations of one user do not all wait for the same one).
@@ -45,7 +46,8 @@ local function mark(key, marks_key, member, px, nbf_key)
   if not redis.call('ZSCORE', marks_key, member) and redis.call('ZCARD', marks_key) >= max_marks then
     if max_marks > 0 and folds >= 0 then
       local offered = nil
-      for i = 0, folds - 1 do
+      -- Offered oldest first: fold the oldest still indexed.
+      for i = folds - 1, 0, -1 do
         if redis.call('ZSCORE', marks_key, ARGV[#ARGV - i]) then
           offered = i
           break
@@ -56,14 +58,15 @@ local function mark(key, marks_key, member, px, nbf_key)
       end
       local fold_key = KEYS[#KEYS - offered]
       local written = redis.call('GET', fold_key)
-      if written then raise_nbf(nbf_key, nil, math.min(tonumber(written), nbf_candidate)) end
+      if written then raise_nbf(nbf_key, nil, tonumber(written)) end
       redis.call('DEL', fold_key)
       redis.call('ZREM', marks_key, ARGV[#ARGV - offered])
     end
     -- Still no room (no markers kept at all, the caller gave up folding, or the cap
-    -- shrank): end every token of the user issued so far instead.
+    -- shrank): end every token of the user issued so far instead, and every one a mint
+    -- may be waiting to issue (up to the lead ahead).
     if redis.call('ZCARD', marks_key) >= max_marks then
-      raise_nbf(nbf_key, nil)
+      raise_nbf(nbf_key, nil, nbf_candidate + lead)
       return nil
     end
   end

@@ -1,0 +1,101 @@
+//! A login or refresh waiting for the user's not-before (it runs a second or two ahead after
+//! a revocation) must not mint a token that escapes a revocation made meanwhile: not when
+//! the revoked session's marker is folded young, nor when no marker is kept at all.
+
+#[path = "support/probe.rs"]
+mod probe;
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::StatusCode;
+use tower_jwt_auth::store::Store;
+use tower_jwt_auth::{Issuer, MemoryStore, RedisStore, RefreshSecrets, Sessions, SigningKey};
+
+fn now_ms() -> u64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    u64::try_from(since.as_millis()).unwrap()
+}
+
+/// Waits for the start of a second, so a sequence fits in one.
+async fn start_of_a_second() -> u64 {
+    loop {
+        let ms = now_ms();
+        if ms % 1000 < 20 {
+            return ms / 1000;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Within one second: revocations put alice's not-before a second ahead; a refresh of
+/// session A is granted and waits for it; A is revoked; with `cap` markers, one more
+/// revocation folds A's marker. The token the refresh then mints must be refused.
+async fn a_waiting_mint_is_caught(store: Store, cap: usize) {
+    let secrets = RefreshSecrets::new("k1", &[42u8; 32]).unwrap();
+    let s = Sessions::new(Issuer::new(SigningKey::generate().unwrap()), store, secrets)
+        .grace(Duration::ZERO)
+        .max_revocations_per_user(cap);
+    let a = s.login("alice").await.unwrap();
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        others.push(s.login("alice").await.unwrap());
+    }
+    let second = start_of_a_second().await;
+    assert!(s.revoke("alice", &others[0].sid).await.unwrap());
+    assert!(s.revoke("alice", &others[1].sid).await.unwrap());
+    let refreshing = {
+        let (s, token) = (s.clone(), a.refresh_token.clone());
+        tokio::spawn(async move { s.refresh(&token).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(s.revoke("alice", &a.sid).await.unwrap());
+    assert!(s.revoke("alice", &others[2].sid).await.unwrap());
+    assert_eq!(now_ms() / 1000, second, "the sequence ran within one second");
+    match refreshing.await.unwrap() {
+        Ok(pair) => {
+            assert!(pair.access.issued_at > second, "it waited for the not-before");
+            assert_eq!(
+                probe::status(&s.auth_layer(), &pair.access.token).await,
+                StatusCode::UNAUTHORIZED,
+                "a token of a revoked session"
+            );
+        }
+        // Refused (the not-before ran further ahead than a mint waits): as good.
+        Err(e) => assert!(e.to_string().contains("retry"), "{e}"),
+    }
+}
+
+async fn redis() -> Option<(redis_server::RedisServer, Store)> {
+    let server = redis_server::RedisServer::start()?;
+    let store = RedisStore::connect(&server.url()).await.unwrap().into();
+    Some((server, store))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_young_marker_folded() {
+    a_waiting_mint_is_caught(Arc::new(MemoryStore::new()).into(), 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_no_marker_kept() {
+    a_waiting_mint_is_caught(Arc::new(MemoryStore::new()).into(), 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_young_marker_folded() {
+    let Some((_server, store)) = redis().await else {
+        return;
+    };
+    a_waiting_mint_is_caught(store, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_no_marker_kept() {
+    let Some((_server, store)) = redis().await else {
+        return;
+    };
+    a_waiting_mint_is_caught(store, 0).await;
+}
