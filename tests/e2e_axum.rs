@@ -141,22 +141,40 @@ async fn login_me_and_rejections() {
     let health = demo.http.get(demo.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
 
-    let r = demo.login("alice", "wonderland").await;
+    // The page's login: the refresh token in the cookie.
+    let r = demo
+        .http
+        .post(demo.url("/auth/login"))
+        .header("x-requested-with", "fetch")
+        .json(&json!({"username": "alice", "password": "wonderland"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["cache-control"], "no-store");
     let cookie = set_cookie(&r);
     for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/auth"] {
         assert!(cookie.contains(attr), "{cookie} lacks {attr}");
     }
+    let r = demo
+        .http
+        .post(demo.url("/auth/refresh"))
+        .header(COOKIE, cookie_pair(&cookie))
+        .header("x-requested-with", "fetch")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the cookie's token works");
+
+    // A native client's: in the body.
+    let r = demo.login("alice", "wonderland").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 900);
     let access = body["access_token"].as_str().unwrap();
     assert!(body["refresh_token"].as_str().unwrap().starts_with("rt1."));
-    assert_eq!(
-        cookie_pair(&cookie),
-        format!("refresh_token={}", body["refresh_token"].as_str().unwrap())
-    );
 
     let me = demo.me(access).await;
     assert_eq!(me.status(), StatusCode::OK);
@@ -373,43 +391,121 @@ async fn refresh_by_json_form_and_cookie() {
         StatusCode::OK,
         "only bob's"
     );
-    // Nor a logout by bearer token with one planted cookie and no page header: the cookie
-    // is left out, the bearer token's session ends.
+    // Nor a logout by bearer token with a planted valid cookie and no page header: the cookie
+    // is left out (its session lives on, and it is not cleared), the bearer token's ends.
     let (access, _) = demo.pair("bob", "builder").await;
     let r = demo
         .http
         .post(demo.url("/auth/logout"))
         .bearer_auth(&access)
-        .header(COOKIE, "refresh_token=junk")
+        .header(COOKIE, format!("refresh_token={attacker_refresh}"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers().get(SET_COOKIE).is_none(),
+        "not the page's: nothing cleared"
+    );
     assert_eq!(demo.me(&access).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        demo.refresh_json(&attacker_refresh).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn forged_forms_neither_set_nor_clear_the_cookie() {
+    // A cross-site page (or a sibling subdomain) auto-submits forms naming a token in the
+    // body: the browser would apply any Set-Cookie of the answer.
+    let demo = Demo::start(&[]).await;
+    let (_, user_refresh) = demo.pair("bob", "builder").await;
+    let (_, attacker_refresh) = demo.pair("alice", "wonderland").await;
+    let user_cookie = format!("refresh_token={user_refresh}");
+    let forged = |path: &str, form: Vec<(&'static str, String)>| {
+        demo.http
+            .post(demo.url(path))
+            .header(COOKIE, user_cookie.clone())
+            .header("origin", "https://evil.example")
+            .header("sec-fetch-site", "cross-site")
+            .form(&form)
+            .send()
+    };
+    // The attacker's own token: it rotates (it is theirs), but the user is not signed into
+    // that session.
+    let grant = ("grant_type", "refresh_token".to_owned());
+    let r = forged(
+        "/auth/refresh",
+        vec![grant.clone(), ("refresh_token", attacker_refresh)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get(SET_COOKIE).is_none(), "no session swap");
+    // A junk token fails without clearing the user's cookie.
+    let r = forged("/auth/refresh", vec![grant, ("refresh_token", "rt1.junk".into())])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get(SET_COOKIE).is_none(), "not cleared");
+    assert_eq!(error_of(r).await, "invalid_grant");
+    // A logout naming a junk token neither clears the cookie nor ends anything.
+    let r = forged("/auth/logout", vec![("refresh_token", "rt1.junk".into())])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get(SET_COOKIE).is_none(), "not cleared");
+    // A forged login (the attacker's credentials) sets no cookie either.
+    let r = demo
+        .http
+        .post(demo.url("/auth/login"))
+        .header("origin", "https://evil.example")
+        .header("sec-fetch-site", "cross-site")
+        .json(&json!({"username": "alice", "password": "wonderland"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get(SET_COOKIE).is_none(), "no login CSRF");
+    // The user's cookie still works, from the page.
+    let r = demo
+        .http
+        .post(demo.url("/auth/refresh"))
+        .header(COOKIE, user_cookie.clone())
+        .header("x-requested-with", "fetch")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(cookie_pair(&set_cookie(&r)).starts_with("refresh_token=rt1."));
 }
 
 #[tokio::test]
 async fn browsers_get_the_refresh_token_in_the_cookie_only() {
     let demo = Demo::start(&[]).await;
-    let login = |origin: Option<&'static str>| {
+    let login = |page: Option<(&'static str, &'static str)>| {
         let mut req = demo
             .http
             .post(demo.url("/auth/login"))
             .json(&json!({"username": "alice", "password": "wonderland"}));
-        if let Some(origin) = origin {
-            req = req.header("origin", origin);
+        if let Some((name, value)) = page {
+            req = req.header(name, value);
         }
         req.send()
     };
-    // A browser always sends Origin with a POST (script cannot remove it).
-    let r = login(Some("http://127.0.0.1")).await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert!(cookie_pair(&set_cookie(&r)).starts_with("refresh_token=rt1."));
+    // The page (its custom header, or a same-origin fetch): the cookie only.
+    for page in [("x-requested-with", "fetch"), ("sec-fetch-site", "same-origin")] {
+        let r = login(Some(page)).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(cookie_pair(&set_cookie(&r)).starts_with("refresh_token=rt1."));
+        let body: Value = r.json().await.unwrap();
+        assert!(body.get("refresh_token").is_none(), "{page:?}: {body}");
+        assert!(body["access_token"].is_string());
+    }
+    // A native client (no page header) gets it in the body to keep, and no cookie.
+    let r = login(None).await.unwrap();
+    assert!(r.headers().get(SET_COOKIE).is_none());
     let body: Value = r.json().await.unwrap();
-    assert!(body.get("refresh_token").is_none(), "{body}");
-    assert!(body["access_token"].is_string());
-    // A native client (no Origin) gets it in the body to keep.
-    let body: Value = login(None).await.unwrap().json().await.unwrap();
     assert!(body["refresh_token"].as_str().unwrap().starts_with("rt1."));
 }
 
@@ -419,10 +515,30 @@ async fn refresh_errors_have_the_right_status_and_code() {
     let (_, refresh) = demo.pair("alice", "wonderland").await;
     let url = demo.url("/auth/refresh");
 
-    // 400 invalid_grant for garbage and forgeries, and the dead cookie is cleared.
+    // 400 invalid_grant for garbage and forgeries; a dead cookie is cleared (a dead token in
+    // the body says nothing of the cookie).
+    let dead = "rt1.k1.616c696365.c2lk.0.AAAAAAAAAAAAAAAAAAAAAA";
+    let r = demo.refresh_json(dead).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get(SET_COOKIE).is_none());
+    assert_eq!(error_of(r).await, "invalid_grant");
+    let (_, ended) = demo.pair("alice", "wonderland").await;
     let r = demo
-        .refresh_json("rt1.k1.616c696365.c2lk.0.AAAAAAAAAAAAAAAAAAAAAA")
-        .await;
+        .http
+        .post(demo.url("/auth/logout"))
+        .json(&json!({ "refresh_token": ended }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = demo
+        .http
+        .post(&url)
+        .header(COOKIE, format!("refresh_token={ended}"))
+        .header("x-requested-with", "fetch")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(set_cookie(&r).contains("Max-Age=0"));
     assert_eq!(error_of(r).await, "invalid_grant");

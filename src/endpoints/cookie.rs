@@ -35,14 +35,17 @@ pub(crate) enum CookieToken {
 /// therefore served only when it shows it comes from the application's own page: a custom
 /// header (default `X-Requested-With`, any value; cross-origin pages cannot send one without
 /// a CORS preflight), `Sec-Fetch-Site: same-origin`, or an `Origin` listed with
-/// [`CookieConfig::allowed_origin`]. Others get 403.
+/// [`CookieConfig::allowed_origin`]. Others get 403. Only such requests have the cookie
+/// set or cleared: a refresh, login or logout naming its token in the body from elsewhere
+/// (a forged form) is answered without `Set-Cookie`, so it can neither sign the user into
+/// the attacker's session nor delete the user's cookie.
 ///
 /// **Cookie tossing.** A sibling subdomain can plant a second cookie of the same name
 /// (`Domain=` the parent, a more specific `Path`). Of several, the one whose MAC verifies is
 /// used (a planted junk value cannot lock the user out); when more than one does, a refresh
 /// relying on them is refused as `invalid_request` and nothing is cleared, so a planted
 /// token of the attacker's own session can neither swap the user into it nor make the server
-/// delete the real one. A request whose credential is in its body or `Authorization` header
+/// delete the real one; a refresh token in the body wins over the cookies. A request whose credential is in its body or `Authorization` header
 /// (logout, logout-everywhere) is never refused for the cookies it also carries. [`CookieConfig::secure_prefix`] names the cookie `__Secure-…`, which
 /// browsers only accept over HTTPS with `Secure`, so plain-HTTP pages of the site cannot
 /// plant one. (`__Host-` would also forbid `Domain`, but requires `Path=/`, which would send

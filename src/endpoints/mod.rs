@@ -139,23 +139,27 @@ impl TokenEndpoints {
     /// cookies are on, the refresh cookie. For the application's login handler, after it
     /// checked the credentials; `request_headers` are the login request's.
     ///
-    /// With cookies on, a browser (a request carrying `Origin` or `Sec-Fetch-Site`, which
-    /// page script cannot remove) gets the refresh token in the cookie only, so script on
-    /// the page can never read it; other clients get it in the body too.
+    /// With cookies on, the application's page (a request showing it is the page's own, as
+    /// a cookie refresh must, see [`CookieConfig`]) gets the refresh token in the cookie
+    /// only, so script on the page can never read it. Other clients get it in the body, and
+    /// no cookie: a forged cross-site login form cannot sign the user into another account.
     pub async fn login_response(&self, sub: &str, request_headers: &HeaderMap) -> Response<Full<Bytes>> {
-        let browser = ["origin", "sec-fetch-site"]
-            .iter()
-            .any(|h| request_headers.contains_key(*h));
+        let page = self
+            .inner
+            .cookie
+            .as_ref()
+            .is_some_and(|c| c.check_same_origin(request_headers).is_ok());
         match self.inner.sessions.login(sub).await {
-            Ok(pair) => self.pair_response(&pair, browser),
+            Ok(pair) => self.pair_response(&pair, page, page),
             Err(e) => error_response(&e.into(), None),
         }
     }
 
     /// The token response; `cookie_client`: the client keeps its refresh token in the cookie,
-    /// so the body leaves it out (unless configured otherwise).
-    fn pair_response(&self, pair: &TokenPair, cookie_client: bool) -> Response<Full<Bytes>> {
-        let cookie = self.inner.cookie.as_ref();
+    /// so the body leaves it out (unless configured otherwise); `page`: the request is the
+    /// page's own, so the cookie is set (a forged form's answer sets none).
+    fn pair_response(&self, pair: &TokenPair, cookie_client: bool, page: bool) -> Response<Full<Bytes>> {
+        let cookie = self.inner.cookie.as_ref().filter(|_| page);
         let set_cookie = cookie.and_then(|c| {
             c.set(
                 &pair.refresh_token,
@@ -229,11 +233,12 @@ impl TokenEndpoint {
                     return error_response(&EndpointError::InvalidRequest("missing refresh_token"), None);
                 };
                 match sessions.refresh(&token).await {
-                    Ok(pair) => endpoints.pair_response(&pair, creds.from_cookie),
+                    Ok(pair) => endpoints.pair_response(&pair, creds.from_cookie, creds.page),
                     Err(e) => {
                         let e = EndpointError::from(e);
-                        // A dead refresh token in a cookie only causes more failures: drop it.
-                        let clear = if e == EndpointError::InvalidGrant {
+                        // A dead refresh token in a cookie only causes more failures: drop it
+                        // (only it: a dead token in the body says nothing of the cookie).
+                        let clear = if e == EndpointError::InvalidGrant && creds.from_cookie {
                             endpoints.clear_cookie()
                         } else {
                             None
@@ -250,7 +255,14 @@ impl TokenEndpoint {
                     .logout(creds.refresh_token.as_deref(), creds.access_token.as_deref())
                     .await
                 {
-                    Ok(revoked) => ok_response(revoked, endpoints.clear_cookie()),
+                    Ok(revoked) => {
+                        let clear = if creds.page {
+                            endpoints.clear_cookie()
+                        } else {
+                            None
+                        };
+                        ok_response(revoked, clear)
+                    }
                     Err(e) => error_response(&e.into(), None),
                 }
             }

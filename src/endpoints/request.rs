@@ -23,6 +23,11 @@ pub(crate) struct Credentials {
     pub(crate) refresh_token: Option<String>,
     /// The refresh token came from the cookie alone (a browser): it stays out of the body.
     pub(crate) from_cookie: bool,
+    /// Cookies are on and the request shows it is the page's own (see
+    /// `CookieConfig::check_same_origin`): only then may the answer set or clear the cookie,
+    /// or a forged form naming a token in its body would swap the user into another
+    /// session, or log them out.
+    pub(crate) page: bool,
     pub(crate) access_token: Option<String>,
 }
 
@@ -64,6 +69,7 @@ where
         Some(c) => (c.read(req.headers(), valid), c.check_same_origin(req.headers())),
         None => (CookieToken::None, Ok(())),
     };
+    let page = cookie.is_some() && same_origin.is_ok();
     let limit = limits.body;
 
     let declared = req
@@ -131,6 +137,7 @@ where
     Ok(Credentials {
         refresh_token,
         from_cookie,
+        page,
         access_token,
     })
 }
