@@ -411,7 +411,8 @@ where
         let (own_keys, own_args) = (keys.len(), args.len());
         // A script with no room for a marker names the oldest few, and the next run offers
         // them to fold, declaring their keys (`marks.lua`); concurrent revocations may fold
-        // them first, so again. The last run folds none and raises the not-before to now.
+        // them first, so again. The last run folds none and raises the not-before past what any
+        // marker covers (three seconds past now).
         for attempt in 1..=FOLD_ATTEMPTS {
             // The application's clock as of this run (see `mark_args`).
             args[NBF_CANDIDATE_ARG] = count(now_ms() / 1000 + 1);

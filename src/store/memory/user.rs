@@ -96,7 +96,8 @@ impl User {
     }
 
     /// Starts a session, first ending those beyond the cap; `room`: the store can hold one
-    /// more entry. Returns the grant and the change in entries, or `None` when full.
+    /// more entry. Returns the grant and the change in entries; an error when full, or when
+    /// the not-before is past `n.latest_not_before` (nothing changed).
     pub(super) fn create(
         &mut self,
         n: &NewSession<'_>,
@@ -167,8 +168,9 @@ impl User {
     /// Records `mark` until `until`. With no room for it (this user's cap, or `room` false
     /// because the store is full), the user's oldest marker is folded into the not-before
     /// first: raised to what covers it, which ends every token it stopped (and only tokens
-    /// about as old). With none to fold, the not-before is raised to now, ending every
-    /// access token of the user issued so far. Nothing is forgotten and nothing grows.
+    /// about as old). With none to fold, the not-before is raised to what this marker would
+    /// cover (three seconds past now), ending every access token of the user issued so far
+    /// or being minted. Nothing is forgotten and nothing grows.
     /// Returns the change in entries.
     pub(super) fn mark(
         &mut self,
