@@ -4,6 +4,9 @@
 #   memory   the layer on the memory store
 #   redis    the layer on Redis (a private redis-server on a free loopback port)
 #   nocache  the layer on the memory store with the verified-token cache off
+#   authz_bare, authz  side by side with jwt-authorizer 0.15 (bench/jwt-authorizer, a package
+#            of its own): the same /me without and with its layer, verifying the same RS256
+#            token; it is built on axum 0.7, so authz_bare is its own baseline
 # each with the same access token on every request (wrk -t1 -c16), server pinned to CPU 0
 # and wrk to CPU 1; then login/s and refresh/s on Redis, and Redis commands per request.
 # Every figure is also given as a ratio to `bare` from this same run.
@@ -25,9 +28,13 @@ for tool in wrk redis-server redis-cli taskset; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
 done
 
-echo "bench: building the server (release)" >&2
+echo "bench: building the servers (release)" >&2
 cargo build -q --release --example bench_server
-SERVER="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release/examples/bench_server"
+TARGET="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+SERVER="$TARGET/release/examples/bench_server"
+cargo build -q --release --manifest-path bench/jwt-authorizer/Cargo.toml --target-dir "$TARGET"
+AUTHZ="$TARGET/release/bench-jwt-authorizer"
+MODES="bare memory redis nocache authz_bare authz"
 
 WORK="$(mktemp -d)"
 PIDS=()
@@ -47,16 +54,27 @@ for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break;
 export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 
 # start MODE: runs the server pinned to SERVER_CPU; sets ADDR, ACCESS_TOKEN, REFRESH_TOKENS.
+# The authz modes run the comparison server with the token and key of an earlier run.
 start() {
   local out="$WORK/$1.out"
-  MODE="$1" taskset -c "$SERVER_CPU" "$SERVER" >"$out" 2>"$WORK/$1.err" &
+  case "$1" in
+    authz_bare) MODE=bare taskset -c "$SERVER_CPU" "$AUTHZ" >"$out" 2>"$WORK/$1.err" & ;;
+    authz) MODE=authorizer PUBLIC_KEY="$WORK/key.pem" taskset -c "$SERVER_CPU" "$AUTHZ" >"$out" 2>"$WORK/$1.err" & ;;
+    *) MODE="$1" PUBLIC_KEY_OUT="$WORK/key.pem" taskset -c "$SERVER_CPU" "$SERVER" >"$out" 2>"$WORK/$1.err" & ;;
+  esac
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
   for _ in $(seq 100); do grep -q '^listening on ' "$out" && break; sleep 0.1; done
   ADDR="$(sed -n 's/^listening on //p' "$out")"
-  ACCESS_TOKEN="$(sed -n 's/^ACCESS_TOKEN=//p' "$out")"
-  REFRESH_TOKENS="$(sed -n 's/^REFRESH_TOKENS=//p' "$out")"
-  export REFRESH_TOKENS
+  case "$1" in
+    authz*) ACCESS_TOKEN="$AUTHZ_TOKEN" ;;
+    *)
+      ACCESS_TOKEN="$(sed -n 's/^ACCESS_TOKEN=//p' "$out")"
+      AUTHZ_TOKEN="$ACCESS_TOKEN"
+      REFRESH_TOKENS="$(sed -n 's/^REFRESH_TOKENS=//p' "$out")"
+      export REFRESH_TOKENS
+      ;;
+  esac
   [ -n "$ADDR" ] || { cat "$WORK/$1.err" >&2; exit 1; }
 }
 
@@ -88,7 +106,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { prin
 # figure is the median of its rounds.
 declare -A RPS P99 NON
 for round in $(seq "$ROUNDS"); do
-  for mode in bare memory redis nocache; do
+  for mode in $MODES; do
     start "$mode"
     # Warm up: the first request for a token pays the RSA verify (and a Redis round trip).
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d1s -H "Authorization: Bearer $ACCESS_TOKEN" "http://$ADDR/me" >/dev/null
@@ -107,7 +125,7 @@ for round in $(seq "$ROUNDS"); do
 done
 REDIS_PER_REQUEST="$(awk -v c="$REDIS_CALLS" -v r="$REDIS_REQUESTS" 'BEGIN { printf "%.4f", c / r }')"
 declare -A MEDIAN_RPS MEDIAN_P99
-for mode in bare memory redis nocache; do
+for mode in $MODES; do
   MEDIAN_RPS[$mode]="$(echo "${RPS[$mode]}" | median)"
   MEDIAN_P99[$mode]="$(echo "${P99[$mode]}" | median)"
 done
@@ -148,10 +166,13 @@ stop
 printf '\nSame token on every request, wrk -t1 -c%s, %s rounds of %ss per server (medians), server on CPU %s, wrk on CPU %s\n\n' \
   "$CONNECTIONS" "$ROUNDS" "$DURATION" "$SERVER_CPU" "$LOAD_CPU"
 printf '| server | requests/s | ratio to bare | p99 (ms) | non-2xx | rounds (req/s) |\n|---|---|---|---|---|---|\n'
-for mode in bare memory redis nocache; do
+for mode in $MODES; do
   printf '| %s | %s | %s | %s | %s | %s|\n' "$mode" "${MEDIAN_RPS[$mode]}" \
     "$(ratio "${MEDIAN_RPS[$mode]}" "${MEDIAN_RPS[bare]}")" "${MEDIAN_P99[$mode]}" "${NON[$mode]}" "${RPS[$mode]}"
 done
+printf '\njwt-authorizer (RS256 verify on every request, no revocation check) to its own bare axum 0.7 app: %s; tower-jwt-auth (memory store) to its bare axum 0.8 app: %s, with the cache off: %s\n' \
+  "$(ratio "${MEDIAN_RPS[authz]}" "${MEDIAN_RPS[authz_bare]}")" \
+  "$(ratio "${MEDIAN_RPS[memory]}" "${MEDIAN_RPS[bare]}")" "$(ratio "${MEDIAN_RPS[nocache]}" "${MEDIAN_RPS[bare]}")"
 printf '\nMemory store, /me under a write-heavy mix (login + logout at %s/s alongside, non-2xx %s): %s req/s, p99 %s ms\n' \
   "$CHURN_RPS" "${CHURN_NON:-0}" "$MIX_RPS" "$MIX_P99"
 printf 'Valid cached /me under a flood of forged tokens: %s req/s with distinct forgeries, %s with one forgery repeated: ratio %s\n' \

@@ -3,7 +3,8 @@
 //!
 //! `MODE`: `bare` (no layer), `memory`, `redis` (needs `REDIS_URL`), `nocache` (memory store,
 //! verified-token cache off). `BIND` (default 127.0.0.1:0). Prints `ACCESS_TOKEN=…`,
-//! `REFRESH_TOKENS=…` (64, comma-separated) and then `listening on <addr>`.
+//! `REFRESH_TOKENS=…` (64, comma-separated) and then `listening on <addr>`. With
+//! `PUBLIC_KEY_OUT`, writes the verifying key there (SPKI PEM) for the comparison server.
 
 use std::error::Error;
 use std::io::Write;
@@ -25,11 +26,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "bare" | "memory" | "nocache" => MemoryStore::new().into(),
         other => return Err(format!("unknown MODE {other}").into()),
     };
-    let sessions = Sessions::new(
-        Issuer::new(SigningKey::generate()?),
-        store,
-        RefreshSecrets::generate(),
-    );
+    let key = SigningKey::generate()?;
+    if let Ok(path) = std::env::var("PUBLIC_KEY_OUT") {
+        std::fs::write(path, key.verifying_key().to_spki_pem()?)?;
+    }
+    let sessions = Sessions::new(Issuer::new(key), store, RefreshSecrets::generate());
     let endpoints = sessions.endpoints().cookie(None);
 
     let me = Router::new().route("/me", get(|| async { "ok" }));
