@@ -77,7 +77,7 @@ pub use auth::{JwtAuth, JwtAuthLayer};
 pub use claims::{Audience, Claims, NoClaims, Subject};
 pub use endpoints::{
     CookieConfig, TokenEndpoint, TokenEndpoints, TokenResponse, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT,
-    DEFAULT_CSRF_HEADER, SECURE_PREFIX,
+    DEFAULT_CSRF_HEADER, HOST_PREFIX, SECURE_PREFIX,
 };
 pub use error::{AuthError, InvalidRequest, InvalidToken, IssueError, KeyError, StoreError, StoreErrorKind};
 pub use issue::{AccessToken, Issuer};

@@ -455,7 +455,7 @@ async fn forged_forms_neither_set_nor_clear_the_cookie() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers().get(SET_COOKIE).is_none(), "not cleared");
-    // A forged login (the attacker's credentials) sets no cookie either.
+    // A forged login (the attacker's credentials) is refused before any session starts.
     let r = demo
         .http
         .post(demo.url("/auth/login"))
@@ -465,8 +465,9 @@ async fn forged_forms_neither_set_nor_clear_the_cookie() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(r.headers().get(SET_COOKIE).is_none(), "no login CSRF");
+    assert_eq!(error_of(r).await, "invalid_request");
     // The user's cookie still works, from the page.
     let r = demo
         .http

@@ -27,10 +27,11 @@ async fn start_of_a_second() -> u64 {
 }
 
 /// A revocation in second S-1 leads to a not-before of S+2 in second S (with one marker
-/// kept: folded by the next revocation; with none: at once). In second S a refresh of
-/// session A is granted and waits two seconds for it; meanwhile A is revoked and, with one
-/// marker kept, A's marker folded by one more revocation. The token the refresh then mints
-/// (iat S+2) must be refused.
+/// kept: its marker folded by the next revocation; with none: at once). In second S a
+/// refresh of session A is granted and waits two seconds for it; meanwhile A is revoked,
+/// which (one marker kept) folds the young marker written in S, or (none kept) raises the
+/// not-before at once; one more revocation folds A's own marker. The token the refresh then
+/// mints (iat S+2) must be refused.
 async fn a_waiting_mint_is_caught(store: Store, cap: usize) {
     let secrets = RefreshSecrets::new("k1", &[42u8; 32]).unwrap();
     let s = Sessions::new(Issuer::new(SigningKey::generate().unwrap()), store, secrets)
@@ -53,7 +54,15 @@ async fn a_waiting_mint_is_caught(store: Store, cap: usize) {
         let (s, token) = (s.clone(), a.refresh_token.clone());
         tokio::spawn(async move { s.refresh(&token).await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Revoke A only once the refresh has rotated (it then waits for the not-before).
+    loop {
+        let listed = s.store().sessions("alice").await.unwrap();
+        if listed.iter().any(|i| i.sid == a.sid && i.generation == 1) {
+            break;
+        }
+        assert_eq!(now_ms() / 1000, second, "the refresh rotated within the second");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     assert!(s.revoke("alice", &a.sid).await.unwrap());
     assert!(s.revoke("alice", &others[2].sid).await.unwrap());
     assert_eq!(now_ms() / 1000, second, "the sequence ran within one second");

@@ -13,6 +13,10 @@ use super::response::EndpointError;
 /// an HTTPS origin.
 pub const SECURE_PREFIX: &str = "__Secure-";
 
+/// The `__Host-` cookie-name prefix: browsers accept such a cookie only with `Secure`,
+/// `Path=/` and no `Domain`, from this very host, so no sibling subdomain can plant one.
+pub const HOST_PREFIX: &str = "__Host-";
+
 /// The header a browser page sends to show a cookie-authenticated request is its own
 /// (default of [`CookieConfig::csrf_header`]).
 pub const DEFAULT_CSRF_HEADER: &str = "x-requested-with";
@@ -36,20 +40,27 @@ pub(crate) enum CookieToken {
 /// header (default `X-Requested-With`, any value; cross-origin pages cannot send one without
 /// a CORS preflight), `Sec-Fetch-Site: same-origin`, or an `Origin` listed with
 /// [`CookieConfig::allowed_origin`]. Others get 403. Only such requests have the cookie
-/// set or cleared: a refresh, login or logout naming its token in the body from elsewhere
-/// (a forged form) is answered without `Set-Cookie`, so it can neither sign the user into
-/// the attacker's session nor delete the user's cookie.
+/// set or cleared: a refresh or logout naming its token in the body from elsewhere (a
+/// forged form) is answered without `Set-Cookie`, so it can neither sign the user into the
+/// attacker's session nor delete the user's cookie; a login from a browser that is not the
+/// page is refused (403). (Logout-everywhere, which needs the `Authorization` header no
+/// form can send, always clears it.)
 ///
 /// **Cookie tossing.** A sibling subdomain can plant a second cookie of the same name
 /// (`Domain=` the parent, a more specific `Path`). Of several, the one whose MAC verifies is
 /// used (a planted junk value cannot lock the user out); when more than one does, a refresh
 /// relying on them is refused as `invalid_request` and nothing is cleared, so a planted
-/// token of the attacker's own session can neither swap the user into it nor make the server
-/// delete the real one; a refresh token in the body wins over the cookies. A request whose credential is in its body or `Authorization` header
-/// (logout, logout-everywhere) is never refused for the cookies it also carries. [`CookieConfig::secure_prefix`] names the cookie `__Secure-…`, which
-/// browsers only accept over HTTPS with `Secure`, so plain-HTTP pages of the site cannot
-/// plant one. (`__Host-` would also forbid `Domain`, but requires `Path=/`, which would send
-/// the refresh token with every request; this crate keeps it on the auth routes.)
+/// token of the attacker's own session can neither swap the user into it nor make the
+/// server delete the real one; a refresh token in the body wins over the cookies. A request
+/// whose credential is in its body or `Authorization` header (logout, logout-everywhere) is
+/// never refused for the cookies it also carries. **The limit:** a user with no cookie of
+/// their own (signed out, or it expired) has only the planted one, and the page's next
+/// refresh signs them into the attacker's session. Where subdomains are not all trusted,
+/// use [`CookieConfig::host_prefix`]: browsers refuse a `__Host-` cookie with a `Domain`,
+/// so no sibling can plant one (the cost: `Path=/`, so the refresh token travels with every
+/// request to the host). [`CookieConfig::secure_prefix`] names the cookie `__Secure-…`,
+/// which browsers only accept over HTTPS with `Secure`, so plain-HTTP pages of the site
+/// cannot plant one, and keeps the cookie on the auth routes.
 ///
 /// **The token stays in the cookie.** Answers to cookie clients leave `refresh_token` out of
 /// the JSON body, so script on the page (an XSS) cannot read it:
@@ -62,6 +73,7 @@ pub struct CookieConfig {
     pub(crate) csrf_header: HeaderName,
     pub(crate) allowed_origins: Vec<HeaderValue>,
     pub(crate) token_in_body: bool,
+    pub(crate) host_only: bool,
 }
 
 impl Default for CookieConfig {
@@ -73,6 +85,7 @@ impl Default for CookieConfig {
             csrf_header: HeaderName::from_static(DEFAULT_CSRF_HEADER),
             allowed_origins: Vec::new(),
             token_in_body: false,
+            host_only: false,
         }
     }
 }
@@ -86,9 +99,24 @@ impl CookieConfig {
 
     /// Prefixes the name with `__Secure-` (see the type's docs on cookie tossing).
     pub fn secure_prefix(mut self) -> Self {
-        if !self.name.starts_with(SECURE_PREFIX) {
+        if !self.name.starts_with(SECURE_PREFIX) && !self.host_only {
             self.name = format!("{SECURE_PREFIX}{}", self.name);
         }
+        self
+    }
+
+    /// Prefixes the name with `__Host-`, which makes the cookie `Path=/` with no `Domain`
+    /// (whatever [`path`](Self::path) and [`domain`](Self::domain) say): browsers accept it
+    /// only from this very host, so no sibling subdomain can plant one (see the type's docs
+    /// on cookie tossing). The cost: the refresh token travels with every request to this
+    /// host (still `HttpOnly`, `Secure`, `SameSite=Strict`), not only to the auth routes.
+    /// For sites whose subdomains are not all trusted.
+    pub fn host_prefix(mut self) -> Self {
+        let base = self.name.strip_prefix(SECURE_PREFIX).unwrap_or(&self.name);
+        if !base.starts_with(HOST_PREFIX) {
+            self.name = format!("{HOST_PREFIX}{base}");
+        }
+        self.host_only = true;
         self
     }
 
@@ -135,16 +163,17 @@ impl CookieConfig {
     }
 
     fn build(&self, value: String, max_age: Duration) -> Cookie<'static> {
+        let path = if self.host_only { "/" } else { &self.path };
         let mut c = Cookie::build((self.name.clone(), value))
             .http_only(true)
             .secure(true)
             .same_site(SameSite::Strict)
-            .path(self.path.clone())
+            .path(path.to_owned())
             .max_age(cookie::time::Duration::seconds(
                 i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
             ))
             .build();
-        if let Some(d) = &self.domain {
+        if let Some(d) = self.domain.as_ref().filter(|_| !self.host_only) {
             c.set_domain(d.clone());
         }
         c
@@ -272,6 +301,29 @@ mod tests {
         );
         let h = headers(&[("cookie", "refresh_token=x; __Secure-refresh_token=t")]);
         assert_eq!(c.read(&h, |_| false), CookieToken::One("t".into()));
+    }
+
+    #[test]
+    fn the_host_prefix_pins_the_cookie_to_this_host() {
+        let c = CookieConfig::default()
+            .secure_prefix()
+            .host_prefix()
+            .domain("example.com")
+            .path("/auth")
+            .host_prefix()
+            .secure_prefix();
+        assert_eq!(c.cookie_name(), "__Host-refresh_token");
+        for set in [c.set("t", Duration::from_secs(60)), c.clear()] {
+            let set = set.unwrap();
+            let set = set.to_str().unwrap();
+            assert!(set.starts_with("__Host-refresh_token="), "{set}");
+            assert!(set.contains("Path=/;") || set.ends_with("Path=/"), "{set}");
+            assert!(set.contains("Secure"), "{set}");
+            assert!(!set.contains("Domain"), "{set}");
+        }
+        // Only the host's own cookie is read; one a sibling planted cannot carry the prefix.
+        let h = headers(&[("cookie", "refresh_token=x; __Host-refresh_token=t")]);
+        assert_eq!(c.read(&h, |t| t == "t"), CookieToken::One("t".into()));
     }
 
     #[test]

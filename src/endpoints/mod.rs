@@ -18,7 +18,7 @@ use http_body::Body;
 use http_body_util::Full;
 use tower_service::Service;
 
-pub use self::cookie::{CookieConfig, DEFAULT_CSRF_HEADER, SECURE_PREFIX};
+pub use self::cookie::{CookieConfig, DEFAULT_CSRF_HEADER, HOST_PREFIX, SECURE_PREFIX};
 use self::request::{read_credentials, Limits};
 pub use self::request::{DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT};
 pub use self::response::TokenResponse;
@@ -141,14 +141,28 @@ impl TokenEndpoints {
     ///
     /// With cookies on, the application's page (a request showing it is the page's own, as
     /// a cookie refresh must, see [`CookieConfig`]) gets the refresh token in the cookie
-    /// only, so script on the page can never read it. Other clients get it in the body, and
-    /// no cookie: a forged cross-site login form cannot sign the user into another account.
+    /// only, so script on the page can never read it. Native clients (no `Origin` or
+    /// `Sec-Fetch-Site`) get it in the body, and no cookie. Another browser request (a forged
+    /// cross-site or sibling-subdomain login form, or a page that does not send the header)
+    /// is refused with 403 before any session starts: it could neither get the cookie nor
+    /// keep the token from script.
     pub async fn login_response(&self, sub: &str, request_headers: &HeaderMap) -> Response<Full<Bytes>> {
-        let page = self
-            .inner
-            .cookie
-            .as_ref()
-            .is_some_and(|c| c.check_same_origin(request_headers).is_ok());
+        let cookie = self.inner.cookie.as_ref();
+        let same_origin = cookie.map(|c| c.check_same_origin(request_headers));
+        let browser = ["origin", "sec-fetch-site"]
+            .iter()
+            .any(|h| request_headers.contains_key(*h));
+        let page =
+            match same_origin {
+                Some(Ok(())) => true,
+                Some(Err(_)) if browser => return error_response(
+                    &EndpointError::Forbidden(
+                        "a browser login must come from the application's own page (send X-Requested-With)",
+                    ),
+                    None,
+                ),
+                _ => false,
+            };
         match self.inner.sessions.login(sub).await {
             Ok(pair) => self.pair_response(&pair, page, page),
             Err(e) => error_response(&e.into(), None),
@@ -185,8 +199,8 @@ enum Action {
 /// One token endpoint (`POST` only), from [`TokenEndpoints`]: mount it with axum's
 /// `route_service`, beside a tonic server, or under plain hyper.
 ///
-/// Answers: 200 (`Cache-Control: no-store`; a token response with a refreshed cookie, or
-/// `{"revoked": …}`); 400 `invalid_grant` / `invalid_request` / `unsupported_grant_type`;
+/// Answers: 200 (`Cache-Control: no-store`; a token response, with a refreshed cookie for
+/// the page's own requests, or `{"revoked": …}`); 400 `invalid_grant` / `invalid_request` / `unsupported_grant_type`;
 /// 403 a cookie-authenticated request that is not the page's own (see [`CookieConfig`]);
 /// 405 not POST; 408 body too slow; 413 body over the limit; 415 other content types;
 /// 503 store down. Cookie clients get no `refresh_token` in the body: it stays in the
