@@ -360,7 +360,9 @@ async fn the_subject_is_there_whatever_the_claims_type() {
 #[tokio::test]
 async fn a_cached_token_is_still_checked_for_revocation_and_expiry() {
     use tower_jwt_auth::{RefreshSecrets, Sessions};
-    let issuer = issuer().access_ttl(Duration::from_secs(1));
+    // `iat` is whole seconds: a 1 s token minted late in a second could expire before the
+    // first requests; 3 s leaves at least 2.
+    let issuer = issuer().access_ttl(Duration::from_secs(3));
     let sessions =
         Sessions::new(issuer, MemoryStore::new(), RefreshSecrets::generate()).leeway(Duration::ZERO);
     let svc = ServiceBuilder::new()
