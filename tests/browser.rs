@@ -10,6 +10,8 @@ mod demo;
 
 #[path = "support/counting.rs"]
 mod counting;
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,36 +24,14 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use tower_jwt_auth::{Issuer, MemoryStore, RefreshSecrets, Sessions, SigningKey};
 
-fn find(binary: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(binary))
-            .find(|p| p.is_file())
-    })
-}
-
 /// Chromium and chromedriver, or `None` (after saying so) when they are not installed.
 fn browser() -> Option<(PathBuf, PathBuf)> {
-    match (find("chromium"), find("chromedriver")) {
-        (Some(chromium), Some(driver)) => Some((chromium, driver)),
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "chromium/chromedriver not found and CI=true: apt-get install chromium chromium-driver"
-                );
-            }
-            eprintln!("SKIPPED: chromium or chromedriver not found; install chromium and chromium-driver to run the browser test");
-            None
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let found = tools::on_path("chromium").zip(tools::on_path("chromedriver"));
+    tools::required(
+        found,
+        "chromium or chromedriver",
+        "apt-get install chromium chromium-driver",
+    )
 }
 
 /// chromedriver on a loopback port, killed on drop.
@@ -62,7 +42,7 @@ struct Driver {
 
 impl Driver {
     fn start(binary: &Path) -> Driver {
-        let port = free_port();
+        let port = tools::free_port();
         let child = Command::new(binary)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")

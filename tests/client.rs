@@ -12,6 +12,8 @@ mod grpc;
 
 #[path = "support/redis_server.rs"]
 mod redis_server;
+#[path = "support/tools.rs"]
+mod tools;
 
 #[path = "support/counting.rs"]
 mod counting;

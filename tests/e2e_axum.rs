@@ -3,6 +3,8 @@
 
 #[path = "support/example.rs"]
 mod example;
+#[path = "support/tools.rs"]
+mod tools;
 
 #[path = "../examples/axum/demo.rs"]
 #[allow(dead_code)]

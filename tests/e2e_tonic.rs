@@ -4,6 +4,8 @@
 
 #[path = "support/example.rs"]
 mod example;
+#[path = "support/tools.rs"]
+mod tools;
 
 #[path = "../examples/tonic/grpc.rs"]
 mod grpc;

@@ -8,6 +8,8 @@
 
 #[path = "support/redis_server.rs"]
 mod redis_server;
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::convert::Infallible;
 use std::time::Instant;

@@ -3,6 +3,8 @@
 
 #[path = "support/redis_server.rs"]
 mod redis_server;
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::convert::Infallible;
 use std::sync::Arc;

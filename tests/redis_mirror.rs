@@ -10,6 +10,8 @@ mod probe;
 
 #[path = "support/redis_server.rs"]
 mod redis_server;
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::time::{Duration, Instant};
 

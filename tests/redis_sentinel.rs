@@ -9,6 +9,8 @@ mod probe;
 
 #[path = "support/redis_server.rs"]
 mod redis_server;
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

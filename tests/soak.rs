@@ -12,6 +12,8 @@
 
 #[path = "support/example.rs"]
 mod example;
+#[path = "support/tools.rs"]
+mod tools;
 
 #[path = "support/redis_server.rs"]
 mod redis_server;

@@ -11,6 +11,8 @@
 
 #[path = "support/redis_server.rs"]
 mod redis_server;
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};

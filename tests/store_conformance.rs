@@ -5,6 +5,8 @@
 mod held;
 #[path = "support/redis_server.rs"]
 mod redis_server;
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

@@ -78,7 +78,7 @@ impl<S> AuthClient<S> {
         &mut self.inner
     }
 
-    /// Consumes the layer, returning the inner client.
+    /// Consumes the client, returning the inner one.
     pub fn into_inner(self) -> S {
         self.inner
     }

@@ -883,6 +883,9 @@ impl<C> RedisStore<C> {
 #[cfg(test)]
 #[path = "../../tests/support/redis_server.rs"]
 mod redis_server;
+#[cfg(test)]
+#[path = "../../tests/support/tools.rs"]
+mod tools;
 
 #[cfg(test)]
 mod tests {

@@ -3,7 +3,7 @@
 //! Include with `#[path = "support/example.rs"] mod example;`.
 #![allow(dead_code)]
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -12,6 +12,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tower_jwt_auth::SigningKey;
+
+pub(crate) use super::tools::free_port;
 
 /// How long an example may take from spawn to `listening on` (the build is not counted).
 pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -145,15 +147,6 @@ pub(crate) fn binary(name: &str) -> PathBuf {
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(path.exists(), "no example binary at {}", path.display());
     path
-}
-
-/// A free port on 127.0.0.1 (bound, read, released).
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .expect("bind 127.0.0.1:0")
-        .local_addr()
-        .expect("local address")
-        .port()
 }
 
 /// Why an example did not come up.

@@ -9,29 +9,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use super::tools::{self, free_port};
+
 /// `redis-server`'s path, or `None` (after saying so loudly) when it is not installed.
 /// Under `CI=true` a missing binary is a failure, not a skip.
 pub(crate) fn redis_server_binary() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("redis-server"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("redis-server not found and CI=true: install it (apt-get install -y redis-server redis-tools)");
-        }
-        eprintln!("SKIPPED: redis-server not found; install redis-server to run the Redis tests");
-    }
-    found
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    tools::required(
+        tools::on_path("redis-server"),
+        "redis-server",
+        "apt-get install -y redis-server redis-tools",
+    )
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
